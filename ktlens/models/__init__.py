@@ -1,0 +1,7 @@
+"""Hooked models. Importing this package registers every model class for checkpoint loading."""
+
+from ktlens.models.base import HookedModel, build_model
+from ktlens.models.config import ModelConfig
+from ktlens.models.encoder_decoder import KTheoryTransformer
+
+__all__ = ["HookedModel", "ModelConfig", "KTheoryTransformer", "build_model"]

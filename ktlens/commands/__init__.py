@@ -1,0 +1,1 @@
+"""Subcommands of the `ktlens` command line; each module exposes `register(subparsers)`."""

@@ -1,0 +1,195 @@
+"""Transformer parts with TransformerLens hook points.
+
+Every tensor a researcher may want to read or patch passes through a `HookPoint`; the comment beside
+each hook gives its shape. Names match TransformerLens (`attn.hook_pattern`, `mlp.hook_post`, ...), so
+`transformer_lens.utilities.get_act_name` finds them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from ktlens.models.config import ModelConfig
+
+
+class Embed(nn.Module):
+    """Token embedding: ids -> vectors."""
+
+    def __init__(self, d_vocab: int, d_model: int, init_std: float):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) * init_std)
+
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.W_E[tokens]
+
+
+class PosEmbed(nn.Module):
+    """Learned absolute position embedding."""
+
+    def __init__(self, n_ctx: int, d_model: int, init_std: float):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.randn(n_ctx, d_model) * init_std)
+
+    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.W_pos[: tokens.shape[1]].unsqueeze(0).expand(tokens.shape[0], -1, -1)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with TransformerLens' hooks on the scale and the normalized vector."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale) * self.w + self.b
+
+
+class Attention(nn.Module):
+    """Multi-head attention. `causal` is set per instance; `is_cross` reads keys/values from a source.
+
+    For cross-attention the key axis of `hook_pattern` runs over source positions.
+    """
+
+    def __init__(self, cfg: ModelConfig, causal: bool, is_cross: bool = False):
+        super().__init__()
+        self.causal = causal
+        self.is_cross = is_cross
+        h, d, dh = cfg.n_heads, cfg.d_model, cfg.d_head
+        std = cfg.init_std
+        self.W_Q = nn.Parameter(torch.randn(h, d, dh) * std)
+        self.W_K = nn.Parameter(torch.randn(h, d, dh) * std)
+        self.W_V = nn.Parameter(torch.randn(h, d, dh) * std)
+        self.W_O = nn.Parameter(torch.randn(h, dh, d) * std)
+        self.b_Q = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.use_bias)
+        self.b_K = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.use_bias)
+        self.b_V = nn.Parameter(torch.zeros(h, dh), requires_grad=cfg.use_bias)
+        self.b_O = nn.Parameter(torch.zeros(d), requires_grad=cfg.use_bias)
+        self.scale = 1.0 / math.sqrt(dh)
+        self.hook_q = HookPoint()  # [batch, query_pos, head, d_head]
+        self.hook_k = HookPoint()  # [batch, key_pos, head, d_head]
+        self.hook_v = HookPoint()  # [batch, key_pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_z = HookPoint()  # [batch, query_pos, head, d_head]
+
+    def forward(
+        self,
+        x: Float[Tensor, "batch pos d_model"],
+        source: Float[Tensor, "batch key_pos d_model"] | None = None,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        kv_in = x if source is None else source
+        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
+        k = self.hook_k(torch.einsum("bpd,hde->bphe", kv_in, self.W_K) + self.b_K)
+        v = self.hook_v(torch.einsum("bpd,hde->bphe", kv_in, self.W_V) + self.b_V)
+        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) * self.scale
+        if self.causal:
+            n_q, n_k = scores.shape[-2:]
+            mask = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(mask, float("-inf"))
+        scores = self.hook_attn_scores(scores)
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
+        return torch.einsum("bqhe,hed->bqd", z, self.W_O) + self.b_O
+
+
+class MLP(nn.Module):
+    """Two-layer MLP; `hook_pre`/`hook_post` are the hidden layer before/after the nonlinearity."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        std = cfg.init_std
+        self.W_in = nn.Parameter(torch.randn(cfg.d_model, cfg.d_mlp) * std)
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp), requires_grad=cfg.use_bias)
+        self.W_out = nn.Parameter(torch.randn(cfg.d_mlp, cfg.d_model) * std)
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model), requires_grad=cfg.use_bias)
+        self.act = F.relu if cfg.act_fn == "relu" else F.gelu
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        post = self.hook_post(self.act(pre))
+        return post @ self.W_out + self.b_out
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    """LayerNorm when the config normalizes, identity otherwise."""
+    return nn.Identity() if cfg.normalization == "none" else LayerNorm(cfg.d_model)
+
+
+class Block(nn.Module):
+    """One transformer block: self-attention, optional cross-attention to a source, MLP.
+
+    With `normalization="post"` each residual add is followed by a LayerNorm (the original
+    Transformer); with "pre" each sublayer reads a normalized copy of the stream.
+    Hooks (TransformerLens names; the cross-attention ones follow TransformerLens' T5 block):
+    `hook_resid_pre` -> `attn` -> `hook_attn_out` -> `hook_resid_mid` -> `cross_attn` ->
+    `hook_cross_attn_out` -> `hook_resid_mid_cross` -> `mlp` -> `hook_mlp_out` -> `hook_resid_post`.
+    """
+
+    def __init__(self, cfg: ModelConfig, causal: bool, cross: bool):
+        super().__init__()
+        self.post_norm = cfg.normalization == "post"
+        self.attn = Attention(cfg, causal=causal)
+        self.ln1 = make_norm(cfg)
+        self.cross_attn = Attention(cfg, causal=False, is_cross=True) if cross else None
+        self.ln_cross = make_norm(cfg) if cross else None
+        self.mlp = MLP(cfg)
+        self.ln2 = make_norm(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
+        if cross:
+            self.hook_cross_attn_out = HookPoint()  # [batch, pos, d_model]
+            self.hook_resid_mid_cross = HookPoint()  # [batch, pos, d_model]
+        self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+
+    def _sublayer(self, x, norm, fn, hook_out, hook_resid):
+        """Residual add around `fn`, with the LayerNorm before (pre) or after (post) it."""
+        if self.post_norm:
+            return hook_resid(norm(x + self.drop(hook_out(fn(x)))))
+        return hook_resid(x + self.drop(hook_out(fn(norm(x)))))
+
+    def forward(
+        self,
+        resid: Float[Tensor, "batch pos d_model"],
+        source: Float[Tensor, "batch src_pos d_model"] | None = None,
+    ) -> Float[Tensor, "batch pos d_model"]:
+        resid = self.hook_resid_pre(resid)
+        resid = self._sublayer(resid, self.ln1, self.attn, self.hook_attn_out, self.hook_resid_mid)
+        if self.cross_attn is not None:
+            resid = self._sublayer(
+                resid,
+                self.ln_cross,
+                lambda x: self.cross_attn(x, source),
+                self.hook_cross_attn_out,
+                self.hook_resid_mid_cross,
+            )
+        return self._sublayer(resid, self.ln2, self.mlp, self.hook_mlp_out, self.hook_resid_post)
+
+
+class Unembed(nn.Module):
+    """Residual stream -> logits."""
+
+    def __init__(self, d_model: int, d_vocab_out: int, init_std: float, use_bias: bool = True):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.randn(d_model, d_vocab_out) * init_std)
+        self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=use_bias)
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
+        return x @ self.W_U + self.b_U

@@ -1,0 +1,178 @@
+"""The K-theory transformer: an encoder-decoder that reads (p, r, e) and writes [n_1, n_2, ...].
+
+The source tokens are the integers p, r, e themselves (one shared source vocabulary, the role given by
+the source position). The decoder reads [BOS, n_1, ..., n_{L-1}] and predicts [n_1, ..., n_L] with
+masked self-attention over the label sequence and cross-attention to the embedded source.
+
+Input convention: one packed token tensor `[batch, 3 + L]`, source first, then decoder input, so
+`run_with_cache`, `run_with_hooks` and TransformerLens' patching all take a single tensor.
+
+Hooks (shapes for a batch of B, L label positions, S = 3 source positions):
+    hook_src_embed, hook_src_pos_embed      [B, S, d_model]   source token / position embeddings
+    hook_src                                [B, S, d_model]   what cross-attention reads
+    hook_embed, hook_pos_embed              [B, L, d_model]   decoder token / position embeddings
+    blocks.{l}.hook_resid_pre / hook_resid_mid / hook_resid_mid_cross / hook_resid_post  [B, L, d_model]
+    blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z     [B, L, n_heads, d_head]
+    blocks.{l}.attn.hook_attn_scores / hook_pattern        [B, n_heads, L, L]   (causal)
+    blocks.{l}.cross_attn.hook_q / hook_z                  [B, L, n_heads, d_head]
+    blocks.{l}.cross_attn.hook_k / hook_v                  [B, S, n_heads, d_head]
+    blocks.{l}.cross_attn.hook_attn_scores / hook_pattern  [B, n_heads, L, S]
+    blocks.{l}.hook_attn_out / hook_cross_attn_out / hook_mlp_out                 [B, L, d_model]
+    blocks.{l}.mlp.hook_pre / hook_post                    [B, L, d_mlp]
+    blocks.{l}.ln1 / ln_cross / ln2 .hook_scale [B, L, 1], .hook_normalized [B, L, d_model]
+    ln_final.hook_scale / hook_normalized  (pre-LN only)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from ktlens.models.base import HookedModel
+from ktlens.models.components import Block, Embed, LayerNorm, PosEmbed, Unembed
+from ktlens.models.config import ModelConfig
+
+N_SRC = 3  # source positions: p, r, e
+
+
+class KTheoryTransformer(HookedModel):
+    """Encoder-decoder over (p, r, e) -> summand counts; see the module docstring for its hooks."""
+
+    model_type = "ktheory"
+
+    def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
+        super().__init__(cfg, task_spec)
+        self.seq_len = int(task_spec["seq_len"])
+        self.max_count = int(task_spec["max_count"])
+        self.bos = self.max_count + 1
+        self.pad = self.max_count + 2
+        self.primes = [int(q) for q in task_spec["primes"]]
+        self.r_max = int(task_spec["r_max"])
+        self.e_max = int(task_spec["e_max"])
+        if cfg.d_vocab != self.max_count + 3 or cfg.d_vocab_out != self.max_count + 1:
+            raise ValueError(
+                f"config vocab sizes (d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}) do not match "
+                f"max_count={self.max_count} (expected {self.max_count + 3} and {self.max_count + 1})"
+            )
+        torch.manual_seed(cfg.seed)
+        self.src_embed = Embed(cfg.d_vocab_src, cfg.d_model, cfg.init_std)
+        self.src_pos_embed = PosEmbed(N_SRC, cfg.d_model, cfg.init_std)
+        self.ln_src = LayerNorm(cfg.d_model) if cfg.normalization != "none" else nn.Identity()
+        self.embed = Embed(cfg.d_vocab, cfg.d_model, cfg.init_std)
+        self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model, cfg.init_std)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, causal=True, cross=True) for _ in range(cfg.n_layers))
+        self.ln_final = LayerNorm(cfg.d_model) if cfg.normalization == "pre" else nn.Identity()
+        self.unembed = Unembed(cfg.d_model, cfg.d_vocab_out, cfg.init_std, cfg.use_bias)
+        self.hook_src_embed = HookPoint()  # [batch, 3, d_model]
+        self.hook_src_pos_embed = HookPoint()  # [batch, 3, d_model]
+        self.hook_src = HookPoint()  # [batch, 3, d_model]
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.setup()
+
+    @classmethod
+    def create(cls, task_spec: dict[str, Any], **model_kwargs: Any) -> "KTheoryTransformer":
+        """Build a model whose vocabulary and context fit `task_spec` (seq_len, max_count, primes, ...)."""
+        src_vocab = max(max(task_spec["primes"]), task_spec["r_max"], task_spec["e_max"]) + 1
+        cfg = ModelConfig(
+            d_vocab=task_spec["max_count"] + 3,
+            d_vocab_out=task_spec["max_count"] + 1,
+            n_ctx=task_spec["seq_len"],
+            d_vocab_src=src_vocab,
+            n_ctx_src=N_SRC,
+            **model_kwargs,
+        )
+        return cls(cfg, task_spec)
+
+    def forward(self, tokens: Int[Tensor, "batch src_plus_pos"]) -> Float[Tensor, "batch pos d_vocab_out"]:
+        """Packed tokens `[p, r, e, BOS, n_1, ..., n_{L-1}]` (or a shorter decoder prefix) -> logits."""
+        if tokens.ndim != 2 or not N_SRC < tokens.shape[1] <= N_SRC + self.seq_len:
+            raise ValueError(
+                f"tokens must have shape [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(tokens.shape)}"
+            )
+        src, tgt = tokens[:, :N_SRC], tokens[:, N_SRC:]
+        source = self.hook_src(
+            self.ln_src(self.drop(self.hook_src_embed(self.src_embed(src)) + self.hook_src_pos_embed(self.src_pos_embed(src))))
+        )
+        resid = self.drop(self.hook_embed(self.embed(tgt)) + self.hook_pos_embed(self.pos_embed(tgt)))
+        for block in self.blocks:
+            resid = block(resid, source)
+        return self.unembed(self.ln_final(resid))
+
+    # ----- user API -------------------------------------------------------------------------------------
+    def check_domain(self, p: Sequence[int], r: Sequence[int], e: Sequence[int]) -> tuple[np.ndarray, ...]:
+        """Arrays of p, r, e, or ValueError naming the first value outside the trained domain."""
+        from ktlens.tasks.ktheory import is_prime
+
+        arrays = []
+        for name, values in (("p", p), ("r", r), ("e", e)):
+            arr = np.atleast_1d(np.asarray(values))
+            if arr.ndim != 1 or arr.dtype.kind not in "iu":
+                raise ValueError(f"{name} must be an integer or a 1-D sequence of integers, got {values!r}")
+            arrays.append(arr.astype(np.int64))
+        p_arr, r_arr, e_arr = arrays
+        if not len(p_arr) == len(r_arr) == len(e_arr):
+            raise ValueError(f"p, r, e must have equal lengths, got {len(p_arr)}, {len(r_arr)}, {len(e_arr)}")
+        known = set(self.primes)
+        for i, (pi, ri, ei) in enumerate(zip(p_arr.tolist(), r_arr.tolist(), e_arr.tolist())):
+            if not is_prime(pi):
+                raise ValueError(f"p={pi} (index {i}) is not prime")
+            if pi not in known:
+                raise ValueError(f"p={pi} (index {i}) is outside the trained primes {self.primes[0]}..{self.primes[-1]}")
+            if not 1 <= ri <= self.r_max:
+                raise ValueError(f"r={ri} (index {i}) is outside the trained range 1..{self.r_max}")
+            if not 1 <= ei <= self.e_max:
+                raise ValueError(f"e={ei} (index {i}) is outside the trained range 1..{self.e_max}")
+        return p_arr, r_arr, e_arr
+
+    def make_batch(self, p: Sequence[int], r: Sequence[int], e: Sequence[int]) -> Int[Tensor, "batch src_plus_pos"]:
+        """Packed tokens with the true labels as decoder input (teacher forcing), for analysis."""
+        from ktlens.tasks.ktheory import summand_count_table
+
+        p_arr, r_arr, e_arr = self.check_domain(p, r, e)
+        counts = summand_count_table(p_arr, r_arr, e_arr, length=self.seq_len)
+        return self.pack(p_arr, r_arr, e_arr, counts)
+
+    def pack(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> Int[Tensor, "batch src_plus_pos"]:
+        """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] in one tensor."""
+        src = np.stack([p, r, e], axis=1)
+        dec = np.concatenate([np.full((len(p), 1), self.bos), counts[:, : self.seq_len - 1]], axis=1)
+        return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:
+        """Greedy autoregressive decoding of all L counts."""
+        tokens = torch.cat([src, torch.full((len(src), 1), self.bos, device=src.device)], dim=1)
+        for _ in range(self.seq_len):
+            next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
+            tokens = torch.cat([tokens, next_tok], dim=1)
+        return tokens[:, N_SRC + 1 :]
+
+    @torch.no_grad()
+    def predict(self, p: Sequence[int] | int, r: Sequence[int] | int, e: Sequence[int] | int) -> list[list[int]]:
+        """Autoregressive predictions [n_1, n_2, ...] per triple, trailing zeros cut."""
+        p_arr, r_arr, e_arr = self.check_domain(p, r, e)
+        was_training = self.training
+        self.eval()
+        src = torch.as_tensor(np.stack([p_arr, r_arr, e_arr], axis=1), device=self.device)
+        out = self.generate(src).cpu().numpy()
+        self.train(was_training)
+        result = []
+        for row in out.tolist():
+            while row and row[-1] == 0:
+                row.pop()
+            result.append(row)
+        return result
+
+
+def sequence_loss(logits: Float[Tensor, "batch pos vocab"], targets: Int[Tensor, "batch pos"]) -> Tensor:
+    """Mean cross-entropy over every label position."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
