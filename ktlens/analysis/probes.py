@@ -1,0 +1,596 @@
+"""Linear probes over any hook, with a random-model control and a shuffled-label control.
+
+A probe asks: is quantity Y a *linear* function of the activations at hook H (position P)?
+
+* class targets: multinomial logistic regression (softmax), full-batch L-BFGS, small L2;
+* scalar targets: ridge regression, closed form.
+
+Features are standardized with the training split's mean and standard deviation (constant features
+become zero). Examples are split once into train/test (`test_fraction`, `seed`); every score is on
+the held-out test split. Each result carries
+
+* ``accuracy``          test accuracy (class) or test R^2 (scalar) of the probe on the trained model;
+* ``baseline``          majority class of the train split scored on the test split (class), or R^2 of
+                        predicting the train mean (scalar, ~0);
+* ``control_accuracy``  the same probe on a randomly initialised model of the same architecture (same
+                        cfg, another init seed): what the architecture and the inputs give for free;
+* ``shuffled_accuracy`` the same probe on the trained model's activations with the labels permuted
+                        over examples: what a probe can memorise (selectivity = accuracy - shuffled).
+
+Activations are read only through ``model.run_with_cache(tokens, names_filter=[...])``, so any
+`HookedModel` works; the study-specific parts (tokens, targets, default hooks and positions) live in
+``ktlens.analysis.probe_targets``.
+
+Positions (the ``positions`` argument, one spec for every hook or a dict hook -> spec). The position
+axis is axis 1 of the hook's activation (axis 2, the query axis, for ``hook_pattern`` and
+``hook_attn_scores``); every axis after it is flattened into features.
+
+* ``k`` (int, negative counts from the end): the activation at position k only;
+* ``[k1, k2, ...]``: the activations at those positions, concatenated into one feature vector;
+* ``"flatten"``: every position concatenated (one feature vector per example);
+* ``"all"``: every position is a separate row (rows of one example stay in the same split);
+  per-position targets take the value at that row's position;
+* ``"none"``: the hook has no position axis (``[batch, d]``), e.g. ``hook_resid_final``;
+* ``"default"``: the study's convention (``probe_targets.default_position``); for the K-theory model
+  decoder position 0 (the BOS position, which sees the whole source through cross-attention, before
+  any label is read), for the remainders model the '=' position, and "flatten" for embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ktlens.models.base import HookedModel
+
+__all__ = [
+    "ProbeTarget",
+    "ProbeResult",
+    "Features",
+    "PositionSpec",
+    "check_hooks",
+    "gather_features",
+    "fit_classifiers",
+    "fit_ridge",
+    "probe_features",
+    "random_control_model",
+    "run_probes",
+    "results_table",
+]
+
+PositionSpec = Union[int, Sequence[int], Literal["flatten", "all", "none", "default"]]
+QUERY_AXIS_HOOKS = ("hook_pattern", "hook_attn_scores")  # [batch, head, query_pos, key_pos]
+
+
+# ----------------------------------------------------------------------------------------------------
+# records
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeTarget:
+    """One quantity to decode.
+
+    ``values`` is ``[N]`` (one value per example) or, with ``per_position=True``, ``[N, P]`` where
+    column k is the value at position k (e.g. the K-theory label n_{k+1} at decoder position k).
+    Class values may be any integers or booleans (they are re-coded 0..C-1); scalar values are floats.
+    ``description`` says exactly what the number is.
+    """
+
+    name: str
+    kind: Literal["class", "scalar"]
+    values: np.ndarray
+    description: str = ""
+    per_position: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("class", "scalar"):
+            raise ValueError(f"ProbeTarget {self.name!r}: kind must be 'class' or 'scalar', got {self.kind!r}")
+        values = np.asarray(self.values)
+        want = 2 if self.per_position else 1
+        if values.ndim != want:
+            raise ValueError(
+                f"ProbeTarget {self.name!r}: values must be {want}-D "
+                f"({'[N, positions]' if self.per_position else '[N]'}), got shape {values.shape}"
+            )
+        if self.kind == "class" and values.dtype.kind not in "iub":
+            raise ValueError(f"ProbeTarget {self.name!r}: class values must be integers or booleans, got dtype {values.dtype}")
+        if self.kind == "scalar":
+            if values.dtype.kind not in "iubf":
+                raise ValueError(f"ProbeTarget {self.name!r}: scalar values must be numbers, got dtype {values.dtype}")
+            values = values.astype(np.float64)
+            if not np.isfinite(values).all():
+                raise ValueError(f"ProbeTarget {self.name!r}: scalar values contain NaN or inf")
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class ProbeResult:
+    """One row of a probe table: how well `target` is linearly decoded from `hook` at `position`."""
+
+    target: str
+    hook: str
+    position: str  # the position spec that was used, resolved ("0", "-1", "flatten", "all", "none", "[0, 2]")
+    kind: str  # "class" or "scalar"
+    metric: str  # "accuracy" (class) or "r2" (scalar)
+    accuracy: float  # test accuracy / test R^2 of the probe on the trained model
+    baseline: float  # majority class (class) / predicting the train mean (scalar), on the test split
+    shuffled_accuracy: float | None  # same probe, labels permuted over examples
+    control_accuracy: float | None  # same probe on a randomly initialised model of the same architecture
+    train_accuracy: float  # the probe's score on its own training split
+    n_train: int
+    n_test: int
+    n_features: int
+    n_classes: int | None  # classes seen in the data (class targets)
+    description: str = ""
+    fit_seconds: float = 0.0  # share of the fitting time of this row's batch
+
+    @property
+    def selectivity(self) -> float | None:
+        """accuracy - shuffled_accuracy."""
+        return None if self.shuffled_accuracy is None else self.accuracy - self.shuffled_accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["selectivity"] = self.selectivity
+        return d
+
+
+@dataclass
+class Features:
+    """Probe inputs from one hook: ``X[row]`` belongs to example ``example[row]`` at ``position[row]``
+    (``position`` is -1 where a row mixes positions or the hook has none)."""
+
+    hook: str
+    spec: str
+    X: Tensor  # [rows, features] float32
+    example: np.ndarray  # [rows]
+    position: np.ndarray  # [rows]
+
+
+# ----------------------------------------------------------------------------------------------------
+# activations
+# ----------------------------------------------------------------------------------------------------
+
+
+def check_hooks(model: HookedModel, hooks: Sequence[str]) -> list[str]:
+    """The hook names as a list, or ValueError naming the first one the model does not have."""
+    if isinstance(hooks, str):
+        hooks = [hooks]
+    hooks = list(hooks)
+    if not hooks:
+        raise ValueError("no hooks given")
+    known = model.hook_dict
+    for name in hooks:
+        if name not in known:
+            close = [k for k in known if name.split(".")[-1] in k][:6]
+            raise ValueError(f"unknown hook {name!r} for {type(model).__name__}; similar: {close}")
+    return hooks
+
+
+def _position_axis(hook: str) -> int:
+    return 2 if hook.split(".")[-1] in QUERY_AXIS_HOOKS else 1
+
+
+def _spec_str(spec: Any) -> str:
+    if isinstance(spec, (list, tuple)):
+        return "[" + ", ".join(str(int(k)) for k in spec) + "]"
+    return str(spec)
+
+
+def _select(act: Tensor, hook: str, spec: Any) -> tuple[Tensor, np.ndarray | None]:
+    """Features [B, F] (or [B * P, F] for "all") from one batch of activations; positions of "all" rows."""
+    act = act.detach().float()
+    if spec == "none":
+        if act.ndim != 2:
+            raise ValueError(f"position 'none' needs a [batch, d] hook, but {hook!r} has shape {tuple(act.shape)}")
+        return act, None
+    if act.ndim < 3:
+        raise ValueError(f"hook {hook!r} has shape {tuple(act.shape)} (no position axis); use position 'none'")
+    axis = _position_axis(hook)
+    act = act.movedim(axis, 1)  # [B, P, ...]
+    n_pos = act.shape[1]
+    if spec == "flatten":
+        return act.flatten(1), None
+    if spec == "all":
+        b = act.shape[0]
+        return act.flatten(2).flatten(0, 1), np.tile(np.arange(n_pos), b)
+    ks = [spec] if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool) else spec
+    if not isinstance(ks, (list, tuple)) or not ks or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in ks):
+        raise ValueError(f"unknown position spec {spec!r}; use an int, a list of ints, 'flatten', 'all', 'none' or 'default'")
+    for k in ks:
+        if not -n_pos <= k < n_pos:
+            raise ValueError(f"position {k} is out of range for hook {hook!r} with {n_pos} positions")
+    return act[:, list(ks)].flatten(1), None
+
+
+def _position_specs(hooks: list[str], positions: Any) -> dict[str, Any]:
+    if isinstance(positions, Mapping):
+        unknown = [h for h in positions if h not in hooks]
+        if unknown:
+            raise ValueError(f"positions given for hooks {unknown} that are not probed")
+        return {h: positions.get(h, "default") for h in hooks}
+    return {h: positions for h in hooks}
+
+
+def resolve_position(model: HookedModel, hook: str, spec: Any, ndim: int) -> Any:
+    """The concrete position spec for `hook` (whose activation has `ndim` axes): "default" resolved."""
+    if isinstance(spec, str) and spec == "default":
+        if ndim == 2:
+            return "none"
+        from ktlens.analysis.probe_targets import default_position
+
+        return default_position(model, hook)
+    return spec
+
+
+@torch.no_grad()
+def gather_features(
+    model: HookedModel,
+    tokens: Tensor,
+    hooks: Sequence[str],
+    positions: PositionSpec | Mapping[str, PositionSpec] = "default",
+    batch_size: int = 512,
+) -> dict[str, Features]:
+    """Run the model over `tokens` in batches and keep the selected positions of every hook.
+
+    Reads activations only through ``model.run_with_cache(tokens, names_filter=hooks)``.
+    """
+    hooks = check_hooks(model, hooks)
+    spec = _position_specs(hooks, positions)
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[Tensor]] = {h: [] for h in hooks}
+    pos_parts: dict[str, list[np.ndarray]] = {h: [] for h in hooks}
+    try:
+        for start in range(0, len(tokens), batch_size):
+            batch = tokens[start : start + batch_size].to(model.device)
+            _, cache = model.run_with_cache(batch, names_filter=hooks)
+            for h in hooks:
+                spec[h] = resolve_position(model, h, spec[h], cache[h].ndim)
+                x, pos = _select(cache[h], h, spec[h])
+                parts[h].append(x.cpu())
+                if pos is not None:
+                    pos_parts[h].append(pos)
+            del cache
+    finally:
+        model.train(was_training)
+    out = {}
+    n = len(tokens)
+    for h in hooks:
+        X = torch.cat(parts[h])
+        if spec[h] == "all":
+            position = np.concatenate(pos_parts[h])
+            example = np.repeat(np.arange(n), len(X) // n)
+        else:
+            position = np.full(n, int(spec[h]) if isinstance(spec[h], (int, np.integer)) else -1)
+            example = np.arange(n)
+        out[h] = Features(h, _spec_str(spec[h]), X, example, position)
+    return out
+
+
+def random_control_model(model: HookedModel, seed_offset: int = 1000) -> HookedModel:
+    """A freshly initialised model of the same class and cfg, init seed ``cfg.seed + seed_offset``.
+
+    The global torch RNG is left as it was.
+    """
+    cfg = dataclasses.replace(model.cfg, seed=int(model.cfg.seed) + seed_offset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        control = type(model)(cfg, model.task_spec)
+    return control.to(model.device).eval()
+
+
+# ----------------------------------------------------------------------------------------------------
+# fitting
+# ----------------------------------------------------------------------------------------------------
+
+
+def _standardize(X: Tensor, train: np.ndarray) -> Tensor:
+    Xt = X[torch.as_tensor(train)]
+    mean = Xt.mean(0, keepdim=True)
+    std = Xt.std(0, keepdim=True)
+    # features that are constant up to float noise (relative to the activation's overall scale) -> 0
+    scale = Xt.pow(2).mean().sqrt() if Xt.numel() else torch.tensor(1.0)
+    std = torch.where(std > 1e-4 * scale + 1e-12, std, torch.full_like(std, float("inf")))
+    return (X - mean) / std
+
+
+def fit_classifiers(
+    X: Tensor,
+    labels: Sequence[np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    l2: float = 1e-4,
+    max_iter: int = 150,
+) -> list[dict[str, float]]:
+    """Multinomial logistic regressions of several label vectors on the same features, fitted jointly.
+
+    The objective is the sum over label vectors of (mean cross-entropy + l2 * |W|^2); it separates,
+    so the joint L-BFGS solves each regression independently. Labels are integer codes per row of X.
+    Returns per label vector: train / test accuracy, majority baseline, number of classes.
+    """
+    X = _standardize(X.float(), train)
+    X = torch.cat([X, torch.ones(len(X), 1)], 1)
+    tr, te = torch.as_tensor(train), torch.as_tensor(test)
+    codes, sizes = [], []
+    for y in labels:
+        _, code = np.unique(np.asarray(y), return_inverse=True)
+        codes.append(torch.as_tensor(code.reshape(-1), dtype=torch.long))
+        sizes.append(int(code.max()) + 1 if len(code) else 1)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    W = torch.zeros(X.shape[1], int(offsets[-1]), requires_grad=True)
+    Xtr = X[tr]
+    ytr = [c[tr] for c in codes]
+    opt = torch.optim.LBFGS([W], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-7, tolerance_change=1e-10)
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        logits = Xtr @ W
+        loss = l2 * W[:-1].pow(2).sum()
+        for i, y in enumerate(ytr):
+            loss = loss + torch.nn.functional.cross_entropy(logits[:, offsets[i] : offsets[i + 1]], y)
+        loss.backward()
+        return loss
+
+    if len(tr):
+        opt.step(closure)
+    with torch.no_grad():
+        logits = X @ W
+    out = []
+    for i, code in enumerate(codes):
+        pred = logits[:, offsets[i] : offsets[i + 1]].argmax(1)
+        majority = torch.bincount(code[tr], minlength=sizes[i]).argmax()
+        out.append({
+            "train": (pred[tr] == code[tr]).float().mean().item(),
+            "test": (pred[te] == code[te]).float().mean().item(),
+            "baseline": (code[te] == majority).float().mean().item(),
+            "n_classes": sizes[i],
+        })
+    return out
+
+
+def _r2(y: Tensor, pred: Tensor) -> float:
+    ss = (y - y.mean()).pow(2).sum()
+    if ss <= 0:
+        return float("nan")
+    return (1 - (y - pred).pow(2).sum() / ss).item()
+
+
+def fit_ridge(
+    X: Tensor, targets: Sequence[np.ndarray], train: np.ndarray, test: np.ndarray, l2: float = 1e-3
+) -> list[dict[str, float]]:
+    """Ridge regressions of several scalar targets on the same (standardized) features, closed form.
+
+    Minimises mean squared error + l2 * |w|^2 with standardized features and targets.
+    Returns per target: train / test R^2 and the test R^2 of predicting the train mean (baseline).
+    """
+    X = _standardize(X.double(), train)
+    tr, te = torch.as_tensor(train), torch.as_tensor(test)
+    Y = torch.as_tensor(np.stack([np.asarray(t, dtype=np.float64) for t in targets], 1))
+    mu, sd = Y[tr].mean(0, keepdim=True), Y[tr].std(0, keepdim=True).clamp_min(1e-12)
+    Ys = (Y - mu) / sd
+    Xtr = X[tr]
+    n = max(len(tr), 1)
+    A = Xtr.T @ Xtr / n + l2 * torch.eye(X.shape[1], dtype=X.dtype)
+    W = torch.linalg.solve(A, Xtr.T @ Ys[tr] / n)
+    pred = (X @ W) * sd + mu
+    out = []
+    for j in range(Y.shape[1]):
+        y = Y[:, j]
+        out.append({
+            "train": _r2(y[tr], pred[tr, j]),
+            "test": _r2(y[te], pred[te, j]),
+            "baseline": _r2(y[te], mu[0, j].expand(len(te))),
+            "n_classes": None,
+        })
+    return out
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(test_fraction * n)))
+    if n - n_test < 1:
+        raise ValueError(f"{n} examples are too few for a train/test split")
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _row_values(target: ProbeTarget, feats: Features) -> np.ndarray | None:
+    """The target's value for every row of `feats`, or None where undefined (per-position target,
+    rows that mix positions)."""
+    if not target.per_position:
+        return target.values[feats.example]
+    if (feats.position < 0).any():
+        return None
+    n_pos = target.values.shape[1]
+    pos = np.where(feats.position < 0, feats.position + n_pos, feats.position)
+    if (pos >= n_pos).any():
+        return None
+    return target.values[feats.example, pos]
+
+
+def _fit_all(
+    feats: Features,
+    targets: Sequence[ProbeTarget],
+    train_ex: np.ndarray,
+    test_ex: np.ndarray,
+    shuffled: bool,
+    seed: int,
+    l2_class: float,
+    l2_scalar: float,
+    max_iter: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """name -> {"real": scores, "shuffled": scores} for every target defined on these rows."""
+    rows_train = np.flatnonzero(np.isin(feats.example, train_ex))
+    rows_test = np.flatnonzero(np.isin(feats.example, test_ex))
+    rng = np.random.default_rng(seed + 7919)
+    perm_ex = rng.permutation(int(feats.example.max()) + 1)  # shuffle labels over examples
+    jobs: dict[str, list[tuple[str, str, np.ndarray]]] = {"class": [], "scalar": []}
+    for t in targets:
+        vals = _row_values(t, feats)
+        if vals is None:
+            continue
+        jobs[t.kind].append((t.name, "real", vals))
+        if shuffled:
+            shuffled_feats = Features(feats.hook, feats.spec, feats.X, perm_ex[feats.example], feats.position)
+            jobs[t.kind].append((t.name, "shuffled", _row_values(t, shuffled_feats)))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if jobs["class"]:
+        scores = fit_classifiers(feats.X, [v for _, _, v in jobs["class"]], rows_train, rows_test, l2_class, max_iter)
+        for (name, which, _), s in zip(jobs["class"], scores):
+            out.setdefault(name, {})[which] = s
+    if jobs["scalar"]:
+        scores = fit_ridge(feats.X, [v for _, _, v in jobs["scalar"]], rows_train, rows_test, l2_scalar)
+        for (name, which, _), s in zip(jobs["scalar"], scores):
+            out.setdefault(name, {})[which] = s
+    return out
+
+
+def _check_targets(targets: Sequence[ProbeTarget], n: int) -> list[ProbeTarget]:
+    targets = list(targets)
+    if not targets:
+        raise ValueError("no probe targets given")
+    names = [t.name for t in targets]
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup:
+        raise ValueError(f"duplicate target names {dup}")
+    for t in targets:
+        if not isinstance(t, ProbeTarget):
+            raise ValueError(f"targets must be ProbeTarget records, got {t!r}")
+        if len(t) != n:
+            raise ValueError(f"target {t.name!r} has {len(t)} values but there are {n} examples")
+    return targets
+
+
+def probe_features(
+    X: Tensor | np.ndarray,
+    target: ProbeTarget,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    l2: float | None = None,
+    max_iter: int = 150,
+    hook: str = "features",
+) -> ProbeResult:
+    """Probe one target on a given feature matrix [N, F] (no model; no random-model control)."""
+    X = (X if isinstance(X, Tensor) else torch.as_tensor(np.asarray(X))).float()
+    if X.ndim != 2:
+        raise ValueError(f"features must be [N, F], got shape {tuple(X.shape)}")
+    _check_targets([target], len(X))
+    feats = Features(hook, "none", X, np.arange(len(X)), np.full(len(X), -1))
+    train, test = _split(len(X), test_fraction, seed)
+    l2c = 1e-4 if l2 is None else l2
+    l2s = 1e-3 if l2 is None else l2
+    scores = _fit_all(feats, [target], train, test, True, seed, l2c, l2s, max_iter)[target.name]
+    return _result(target, feats, scores, None, 0.0)
+
+
+def _result(target: ProbeTarget, feats: Features, scores: dict, control: dict | None, seconds: float) -> ProbeResult:
+    real = scores["real"]
+    return ProbeResult(
+        target=target.name,
+        hook=feats.hook,
+        position=feats.spec,
+        kind=target.kind,
+        metric="accuracy" if target.kind == "class" else "r2",
+        accuracy=real["test"],
+        baseline=real["baseline"],
+        shuffled_accuracy=scores["shuffled"]["test"] if "shuffled" in scores else None,
+        control_accuracy=None if control is None else control["real"]["test"],
+        train_accuracy=real["train"],
+        n_train=0,
+        n_test=0,
+        n_features=int(feats.X.shape[1]),
+        n_classes=real["n_classes"],
+        description=target.description,
+        fit_seconds=round(seconds, 3),
+    )
+
+
+def run_probes(
+    model: HookedModel,
+    tokens: Tensor,
+    targets: Sequence[ProbeTarget],
+    hooks: Sequence[str],
+    positions: PositionSpec | Mapping[str, PositionSpec] = "default",
+    control: bool | HookedModel = True,
+    shuffled: bool = True,
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    l2_class: float = 1e-4,
+    l2_scalar: float = 1e-3,
+    max_iter: int = 150,
+    batch_size: int = 512,
+) -> list[ProbeResult]:
+    """Probe every target at every hook; one `ProbeResult` per (hook, target) that is defined there.
+
+    `tokens` are the model's inputs, one row per example; every target has one value (or one row of
+    per-position values) per example. `control=True` builds `random_control_model(model)`; pass a
+    model to use another control, or False for none. The train/test split is over examples and is the
+    same for every hook, target and control.
+    """
+    targets = _check_targets(targets, len(tokens))
+    hooks = check_hooks(model, hooks)
+    train, test = _split(len(tokens), test_fraction, seed)
+    feats = gather_features(model, tokens, hooks, positions, batch_size)
+    ctrl_feats = None
+    if control is not False and control is not None:
+        ctrl_model = random_control_model(model) if control is True else control
+        ctrl_feats = gather_features(ctrl_model, tokens, hooks, positions, batch_size)
+    results = []
+    for h in hooks:
+        t0 = time.perf_counter()
+        scores = _fit_all(feats[h], targets, train, test, shuffled, seed, l2_class, l2_scalar, max_iter)
+        ctrl = None
+        if ctrl_feats is not None:
+            ctrl = _fit_all(ctrl_feats[h], targets, train, test, False, seed, l2_class, l2_scalar, max_iter)
+        seconds = (time.perf_counter() - t0) / max(len(scores), 1)
+        rows_per_example = len(feats[h].example) // max(len(tokens), 1)
+        for t in targets:
+            if t.name not in scores:
+                continue
+            r = _result(t, feats[h], scores[t.name], None if ctrl is None else ctrl[t.name], seconds)
+            r.n_train, r.n_test = len(train) * rows_per_example, len(test) * rows_per_example
+            results.append(r)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------
+# display
+# ----------------------------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.3f}"
+
+
+def results_table(results: Sequence[ProbeResult], markdown: bool = False) -> str:
+    """A text (or markdown) table: one row per (target, hook, position) with every score."""
+    head = ["target", "hook", "pos", "metric", "probe", "random model", "shuffled", "baseline", "selectivity"]
+    rows = [
+        [r.target, r.hook, r.position, r.metric, _fmt(r.accuracy), _fmt(r.control_accuracy),
+         _fmt(r.shuffled_accuracy), _fmt(r.baseline), _fmt(r.selectivity)]
+        for r in results
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(f"`{c}`" if i in (0, 1) else c for i, c in enumerate(row)) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*row) for row in rows])
