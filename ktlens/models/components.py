@@ -26,7 +26,7 @@ class Embed(nn.Module):
         self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) * init_std)
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-        return self.W_E[tokens]
+        return F.embedding(tokens, self.W_E)
 
 
 class PosEmbed(nn.Module):
