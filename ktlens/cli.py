@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ktlens.commands import kgroup, train
+from ktlens.commands import kgroup, miiii_figures, train
 
-COMMANDS = [kgroup, train]
+COMMANDS = [kgroup, train, miiii_figures]
 
 
 def main(argv: list[str] | None = None) -> int:

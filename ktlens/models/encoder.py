@@ -1,0 +1,157 @@
+"""The MIIII transformer: a bidirectional encoder over [x0, x1, '='] read out at '=' by one
+unembedding per task (one task per prime modulus q < p).
+
+Token ids: the digits 0..p-1 are their own ids, '=' is p (``d_vocab = p + 1``, ``n_ctx = 3``).
+``forward(tokens [batch, 3]) -> logits [batch, n_tasks, max_classes]``; the logits of task t beyond its
+``n_classes[t]`` classes are set to -1e9, so ``argmax(-1)`` is always a valid class.
+
+Hooks (TransformerLens names; B = batch, 3 positions, T = n_tasks, C = max classes = d_vocab_out):
+    hook_embed, hook_pos_embed                              [B, 3, d_model]
+    blocks.{l}.hook_resid_pre / hook_resid_mid              [B, 3, d_model]
+    blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z       [B, 3, n_heads, d_head]
+    blocks.{l}.attn.hook_attn_scores / hook_pattern         [B, n_heads, 3, 3]   (not causal)
+    blocks.{l}.hook_attn_out                                [B, 3, d_model]
+    blocks.{l}.mlp.hook_pre / hook_post                     [B, P, d_mlp]
+    blocks.{l}.hook_mlp_out / hook_resid_post               [B, P, d_model]
+    blocks.{l}.ln1 .hook_scale [B, 3, 1], .hook_normalized [B, 3, d_model]   (with LayerNorm)
+    blocks.{l}.ln2 .hook_scale [B, P, 1], .hook_normalized [B, P, d_model]   (with LayerNorm)
+    ln_final.hook_scale [B, 1, 1] / hook_normalized [B, 1, d_model]         (pre-LN only)
+    hook_resid_final                                        [B, d_model]        stream at '=' read out
+    unembed.hook_logits                                     [B, T, C]           raw per-task logits
+
+P = 3 in every block but the last, where P = 1: only '=' is read out, so the last block runs its
+MLP at '=' alone (position index -1 addresses '=' in every hook; nothing read out changes, and it
+saves two thirds of the MLP compute).
+
+Parameters of the readout: ``unembed.W_U`` [T, d_model, C] and ``unembed.b_U`` [T, C].
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from ktlens.models.base import HookedModel
+from ktlens.models.components import Block, Embed, LayerNorm, PosEmbed
+from ktlens.models.config import ModelConfig
+
+N_POS = 3  # x0, x1, '='
+
+
+class MultiUnembed(nn.Module):
+    """One unembedding per task: residual [B, d_model] -> logits [B, T, C]."""
+
+    def __init__(self, n_tasks: int, d_model: int, n_out: int, init_std: float, use_bias: bool):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.randn(n_tasks, d_model, n_out) * init_std)
+        self.b_U = nn.Parameter(torch.zeros(n_tasks, n_out), requires_grad=use_bias)
+        self.hook_logits = HookPoint()  # [batch, n_tasks, d_vocab_out]
+
+    def forward(self, x: Float[Tensor, "batch d_model"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:
+        return self.hook_logits(torch.einsum("bd,tdc->btc", x, self.W_U) + self.b_U)
+
+
+class RemaindersTransformer(HookedModel):
+    """Encoder for the MIIII tasks; see the module docstring for hooks and shapes.
+
+    ``task_spec`` is ``RemaindersSpec.to_dict()``; ``model.p``, ``model.moduli`` (the q of each task),
+    ``model.n_classes`` and ``model.predict(n)`` expose the task.
+    """
+
+    model_type = "miiii"
+
+    def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
+        from ktlens.tasks.remainders import RemaindersSpec
+
+        super().__init__(cfg, task_spec)
+        self.spec = RemaindersSpec.from_dict(task_spec)
+        self.p = self.spec.p
+        self.moduli = self.spec.moduli
+        self.n_classes = self.spec.n_classes
+        if cfg.d_vocab != self.p + 1 or cfg.n_ctx != N_POS or cfg.d_vocab_out != max(self.n_classes):
+            raise ValueError(
+                f"config (d_vocab={cfg.d_vocab}, n_ctx={cfg.n_ctx}, d_vocab_out={cfg.d_vocab_out}) does not fit "
+                f"p={self.p} (expected {self.p + 1}, {N_POS}, {max(self.n_classes)})"
+            )
+        torch.manual_seed(cfg.seed)
+        self.embed = Embed(cfg.d_vocab, cfg.d_model, cfg.init_std)
+        self.pos_embed = PosEmbed(N_POS, cfg.d_model, cfg.init_std)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, causal=False, cross=False) for _ in range(cfg.n_layers))
+        self.ln_final = LayerNorm(cfg.d_model) if cfg.normalization == "pre" else nn.Identity()
+        self.unembed = MultiUnembed(len(self.moduli), cfg.d_model, cfg.d_vocab_out, cfg.init_std, cfg.use_bias)
+        valid = torch.arange(cfg.d_vocab_out)[None, :] < torch.tensor(self.n_classes)[:, None]  # [T, C]
+        self.register_buffer("class_mask", valid, persistent=False)
+        self.hook_embed = HookPoint()  # [batch, 3, d_model]
+        self.hook_pos_embed = HookPoint()  # [batch, 3, d_model]
+        self.hook_resid_final = HookPoint()  # [batch, d_model]
+        self.setup()
+
+    @classmethod
+    def create(cls, spec: Any, **model_kwargs: Any) -> "RemaindersTransformer":
+        """A model fitting ``spec`` (a RemaindersSpec or its dict); ``model_kwargs`` go to ModelConfig."""
+        from ktlens.tasks.remainders import RemaindersSpec
+
+        if isinstance(spec, dict):
+            spec = RemaindersSpec.from_dict(spec)
+        cfg = ModelConfig(d_vocab=spec.p + 1, d_vocab_out=max(spec.n_classes), n_ctx=N_POS, **model_kwargs)
+        return cls(cfg, spec.to_dict())
+
+    def forward(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:
+        if tokens.ndim != 2 or tokens.shape[1] != N_POS:
+            raise ValueError(f"tokens must have shape [batch, 3], got {tuple(tokens.shape)}")
+        resid = self.drop(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens)))
+        for block in self.blocks[:-1]:
+            resid = block(resid)
+        last = self.blocks[-1]  # only '=' is read out, so its MLP runs at that position alone
+        resid = last.hook_resid_pre(resid)
+        resid = last._sublayer(resid, last.ln1, last.attn, last.hook_attn_out, last.hook_resid_mid)[:, -1:]
+        resid = last._sublayer(resid, last.ln2, last.mlp, last.hook_mlp_out, last.hook_resid_post)
+        final = self.hook_resid_final(self.ln_final(resid)[:, -1])
+        logits = self.unembed(final)
+        return logits.masked_fill(~self.class_mask, -1e9)
+
+    # ----- user API ----------------------------------------------------------------------------------
+    def check_n(self, n: Any) -> np.ndarray:
+        """n as a 1-D int64 array, or ValueError naming the first value that is not an integer in [0, p^2)."""
+        if isinstance(n, (bool, np.bool_)):
+            raise ValueError(f"n must be an integer or an array of integers, got {n!r}")
+        if isinstance(n, numbers.Integral):
+            arr = np.array([int(n)], dtype=np.int64)
+        else:
+            try:
+                raw = np.atleast_1d(np.asarray(n))
+            except Exception:  # ragged input and the like
+                raise ValueError(f"n must be an integer or an array of integers, got {n!r}") from None
+            if raw.ndim != 1 or raw.dtype.kind not in "iu":
+                bad = next((v for v in raw.ravel().tolist() if isinstance(v, bool) or not isinstance(v, int)), n)
+                raise ValueError(f"n must be an integer or a 1-D array of integers, got {bad!r}")
+            arr = raw.astype(np.int64)
+        bad = np.flatnonzero((arr < 0) | (arr >= self.p**2))
+        if bad.size:
+            raise ValueError(f"n={arr[bad[0]]} (index {bad[0]}) is outside 0..{self.p**2 - 1} (p={self.p})")
+        return arr
+
+    def tokens_for(self, n: Any) -> Int[Tensor, "batch 3"]:
+        """Input tokens of the numbers n."""
+        from ktlens.tasks.remainders import encode
+
+        return torch.as_tensor(encode(self.spec, self.check_n(n)), device=self.device)
+
+    @torch.no_grad()
+    def predict(self, n: Any, batch_size: int = 8192) -> np.ndarray:
+        """Predicted class of every task for each n: int array [N, n_tasks] (column t is task moduli[t])."""
+        tokens = self.tokens_for(n)
+        was_training = self.training
+        self.eval()
+        try:
+            out = [self(tokens[i : i + batch_size]).argmax(-1).cpu() for i in range(0, len(tokens), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out).numpy().astype(np.int64)

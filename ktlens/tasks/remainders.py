@@ -1,0 +1,234 @@
+"""MIIII: remainders of n modulo every prime below p, read from the base-p digits of n.
+
+For a prime ``p`` every ``n < p**2`` is written as two base-``p`` digits ``x0 = n // p`` and
+``x1 = n % p``; the input is ``[x0, x1, '=']`` (most significant digit first, the default; with
+``digit_order="lsd"`` it is ``[x1, x0, '=']``) where the token ids of the digits are the digits
+themselves and ``'='`` has id ``p``. The targets are ``n mod q`` for every prime ``q < p``, one
+classification task per ``q`` (``p = 113`` gives 29 tasks).
+
+Variants (``RemaindersSpec.variant``):
+
+* ``"remainders"``   targets ``n mod q`` (``q`` classes per task);
+* ``"divisibility"`` targets ``1 if q divides n else 0`` (2 classes per task);
+* ``"addition"``     the classic single-task grokking problem: input ``[a, b, '=']``, target
+  ``(a + b) mod p`` (one task, "modulus" ``p``); ``n = a * p + b`` indexes the pair.
+
+``shuffle_labels=True`` permutes the target rows over all ``n`` with a seeded permutation, keeping the
+label distribution but destroying the structure (the baseline that cannot generalize).
+``masked=(2, 3, 5, 7)`` gives those tasks zero weight in the loss; they are still evaluated, but the
+summary metrics (``test_acc_mean``, ``test_acc_min``, ``train_acc_min``) cover unmasked tasks only.
+
+Loss: mean over unmasked tasks of ``CE_q / ln(c_q)`` with ``c_q`` the number of classes of task ``q``
+(``q`` itself for remainders), so that every task starts near 1 for a uniform guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "VARIANTS",
+    "DIGIT_ORDERS",
+    "RemaindersSpec",
+    "RemaindersData",
+    "primes_below",
+    "encode",
+    "targets_for",
+    "masked_logits",
+    "task_losses",
+]
+
+VARIANTS = ("remainders", "divisibility", "addition")
+DIGIT_ORDERS = ("msd", "lsd")
+NEG_INF = -1e9  # logit of a class a task does not have (finite, so sums and means stay finite)
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    f = 3
+    while f * f <= n:
+        if n % f == 0:
+            return False
+        f += 2
+    return True
+
+
+def primes_below(p: int) -> list[int]:
+    """Primes ``q < p`` in increasing order."""
+    return [q for q in range(2, p) if _is_prime(q)]
+
+
+@dataclass
+class RemaindersSpec:
+    """Everything that defines a MIIII dataset; ``to_dict``/``from_dict`` round-trip through JSON."""
+
+    p: int = 37  # the base; must be a prime >= 3
+    variant: str = "remainders"  # "remainders", "divisibility" or "addition"
+    digit_order: str = "msd"  # "msd": [n // p, n % p, '=']; "lsd": [n % p, n // p, '=']
+    train_frac: float = 0.5  # fraction of the p**2 inputs in the training split
+    split_seed: int = 0  # seed of the train/test split (and of the label shuffle)
+    shuffle_labels: bool = False  # permute the targets over n (cannot generalize)
+    masked: tuple[int, ...] = field(default_factory=tuple)  # moduli with zero loss weight
+
+    def __post_init__(self) -> None:
+        if isinstance(self.p, bool) or not isinstance(self.p, numbers.Integral):
+            raise ValueError(f"p must be an integer, got {self.p!r}")
+        self.p = int(self.p)
+        if self.p < 3:
+            raise ValueError(f"p must be a prime >= 3, got p={self.p}")
+        if not _is_prime(self.p):
+            raise ValueError(f"p must be prime, got p={self.p}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.digit_order not in DIGIT_ORDERS:
+            raise ValueError(f"digit_order must be one of {DIGIT_ORDERS}, got {self.digit_order!r}")
+        frac = self.train_frac
+        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0.0 < float(frac) < 1.0:
+            raise ValueError(f"train_frac must be a number in (0, 1), got train_frac={frac!r}")
+        self.train_frac = float(frac)
+        n_train = round(self.train_frac * self.p**2)
+        if not 1 <= n_train < self.p**2:
+            raise ValueError(f"train_frac={frac} leaves an empty train or test split for p={self.p}")
+        self.masked = tuple(sorted(int(q) for q in self.masked))
+        unknown = [q for q in self.masked if q not in self.moduli]
+        if unknown:
+            raise ValueError(f"masked moduli {unknown} are not tasks of this spec (moduli {self.moduli})")
+        if len(self.masked) == len(self.moduli):
+            raise ValueError(f"masked={list(self.masked)} masks every task")
+
+    # ----- derived ---------------------------------------------------------------------------------
+    @property
+    def moduli(self) -> list[int]:
+        """The modulus of each task: primes below p, or [p] for addition."""
+        return [self.p] if self.variant == "addition" else primes_below(self.p)
+
+    @property
+    def n_classes(self) -> list[int]:
+        """Number of classes of each task."""
+        return [2] * len(self.moduli) if self.variant == "divisibility" else list(self.moduli)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.moduli)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.p**2
+
+    @property
+    def eq_token(self) -> int:
+        return self.p
+
+    @property
+    def task_weights(self) -> list[float]:
+        return [0.0 if q in self.masked else 1.0 for q in self.moduli]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["masked"] = list(self.masked)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RemaindersSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "masked" else v) for k, v in data.items() if k in known})
+
+
+def encode(spec: RemaindersSpec, n: np.ndarray) -> np.ndarray:
+    """Token ids [N, 3] of the inputs n (0 <= n < p**2), '=' last."""
+    n = np.asarray(n, dtype=np.int64)
+    hi, lo = n // spec.p, n % spec.p
+    first, second = (hi, lo) if spec.digit_order == "msd" else (lo, hi)
+    return np.stack([first, second, np.full_like(n, spec.eq_token)], axis=1)
+
+
+def targets_for(spec: RemaindersSpec, n: np.ndarray) -> np.ndarray:
+    """True targets [N, n_tasks] (before any label shuffle)."""
+    n = np.asarray(n, dtype=np.int64)
+    if spec.variant == "addition":
+        return ((n // spec.p + n % spec.p) % spec.p)[:, None]
+    q = np.asarray(spec.moduli, dtype=np.int64)[None, :]
+    rem = n[:, None] % q
+    return (rem == 0).astype(np.int64) if spec.variant == "divisibility" else rem
+
+
+def masked_logits(logits: Tensor, n_classes: list[int] | Tensor) -> Tensor:
+    """Set the logits of classes >= c_t of task t to a large negative number. logits: [..., T, C]."""
+    c = torch.as_tensor(n_classes, device=logits.device)
+    valid = torch.arange(logits.shape[-1], device=logits.device) < c[:, None]  # [T, C]
+    return logits.masked_fill(~valid, NEG_INF)
+
+
+def task_losses(logits: Tensor, targets: Tensor, n_classes: list[int]) -> Tensor:
+    """Per-task mean cross-entropy divided by ln(classes). logits [B, T, C], targets [B, T] -> [T]."""
+    ce = F.cross_entropy(masked_logits(logits, n_classes).transpose(1, 2), targets, reduction="none")  # [B, T]
+    return ce.mean(0) / torch.log(torch.as_tensor(n_classes, dtype=ce.dtype, device=ce.device))
+
+
+class RemaindersData:
+    """Full-batch tensors of a MIIII dataset; implements ktlens.train.TrainData.
+
+    Attributes: ``tokens`` [p**2, 3] and ``targets`` [p**2, n_tasks] for every n (index = n),
+    ``train_idx`` / ``test_idx`` (the n of each split), ``weights`` [n_tasks] (0 for masked tasks).
+    """
+
+    def __init__(self, spec: RemaindersSpec, device: str = "cpu"):
+        self.spec = spec
+        n = np.arange(spec.n_inputs)
+        targets = targets_for(spec, n)
+        if spec.shuffle_labels:
+            perm = np.random.default_rng(spec.split_seed + 1).permutation(spec.n_inputs)
+            targets = targets[perm]
+        perm = np.random.default_rng(spec.split_seed).permutation(spec.n_inputs)
+        n_train = round(spec.train_frac * spec.n_inputs)
+        self.tokens = torch.as_tensor(encode(spec, n), device=device)
+        self.targets = torch.as_tensor(targets, device=device)
+        self.train_idx = torch.as_tensor(np.sort(perm[:n_train]), device=device)
+        self.test_idx = torch.as_tensor(np.sort(perm[n_train:]), device=device)
+        self.weights = torch.as_tensor(spec.task_weights, dtype=torch.float32, device=device)
+        self.n_classes = spec.n_classes
+        self.moduli = spec.moduli
+        self.n_train = n_train
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        rows = self.train_idx[idx]
+        return self.tokens[rows], self.targets[rows]
+
+    def weighted_loss(self, per_task: Tensor) -> Tensor:
+        return (per_task * self.weights).sum() / self.weights.sum()
+
+    def loss(self, model, batch: tuple[Tensor, Tensor]) -> Tensor:
+        tokens, targets = batch
+        return self.weighted_loss(task_losses(model(tokens), targets, self.n_classes))
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        """Per-task accuracy on both splits (``train_acc_q{q}``, ``test_acc_q{q}``), their mean and min over
+        unmasked tasks (``{split}_acc_mean``, ``{split}_acc_min``), ``all_acc_min`` (min of both splits),
+        ``train_eval_loss`` and ``test_loss`` (the training loss without dropout on each split)."""
+        logits = masked_logits(model(self.tokens), self.n_classes)
+        correct = (logits.argmax(-1) == self.targets).float()  # [N, T]
+        out: dict[str, float] = {}
+        keep = self.weights > 0
+        for split, idx in (("train", self.train_idx), ("test", self.test_idx)):
+            acc = correct[idx].mean(0)
+            for q, a in zip(self.moduli, acc.tolist()):
+                out[f"{split}_acc_q{q}"] = a
+            out[f"{split}_acc_mean"] = acc[keep].mean().item()
+            out[f"{split}_acc_min"] = acc[keep].min().item()
+            out[f"{split}_eval_loss"] = self.weighted_loss(task_losses(logits[idx], self.targets[idx], self.n_classes)).item()
+        out["all_acc_min"] = min(out["train_acc_min"], out["test_acc_min"])
+        out["test_loss"] = out.pop("test_eval_loss")
+        return out
