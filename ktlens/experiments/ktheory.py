@@ -58,7 +58,7 @@ def task_spec_of(dataset: KTheoryDataset) -> dict[str, Any]:
     """What a model must remember of its data: domain, vocabulary, split."""
     return {
         "task": "ktheory",
-        "primes": [int(q) for q in dataset.primes],
+        "primes": dataset.spec.prime_list(),
         "r_max": int(dataset.spec.r_max),
         "e_max": int(dataset.spec.e_max),
         "seq_len": int(dataset.seq_len),
