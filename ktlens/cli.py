@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ktlens.commands import kgroup, miiii_figures, train
+from ktlens.commands import demo, kgroup, miiii_figures, predict, probe, train
 
-COMMANDS = [kgroup, train, miiii_figures]
+COMMANDS = [demo, kgroup, train, predict, miiii_figures, probe]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,32 @@
+"""`ktlens predict P R E --model NAME`: a trained K-theory model's answer beside the true group."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ktlens.checkpoint import load_pretrained
+from ktlens.tasks.ktheory import summand_counts
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict [n_1, n_2, ...] for (p, r, e) with a trained K-theory model")
+    p.add_argument("p", type=int)
+    p.add_argument("r", type=int)
+    p.add_argument("e", type=int)
+    p.add_argument("--model", default="ktheory-small", help="shipped model name or checkpoint folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_pretrained(args.model)
+    if model.model_type != "ktheory":
+        raise ValueError(f"--model {args.model!r} is a {model.model_type!r} model, not a K-theory model")
+    predicted = model.predict(p=[args.p], r=[args.r], e=[args.e])[0]
+    truth = summand_counts(args.p, args.r, args.e)
+    if args.json:
+        print(json.dumps({"p": args.p, "r": args.r, "e": args.e, "predicted": predicted, "true": truth, "correct": predicted == truth}))
+    else:
+        print(f"predicted {predicted}   true {truth}   {'correct' if predicted == truth else 'WRONG'}")
+    return 0
