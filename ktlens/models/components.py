@@ -52,9 +52,9 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale) * self.w + self.b
+        var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
+        scale = self.hook_scale((var + self.eps).sqrt())
+        return torch.addcmul(self.b, self.hook_normalized((x - mean) / scale), self.w)
 
 
 class Attention(nn.Module):
@@ -91,18 +91,25 @@ class Attention(nn.Module):
         source: Float[Tensor, "batch key_pos d_model"] | None = None,
     ) -> Float[Tensor, "batch pos d_model"]:
         kv_in = x if source is None else source
-        q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q) + self.b_Q)
-        k = self.hook_k(torch.einsum("bpd,hde->bphe", kv_in, self.W_K) + self.b_K)
-        v = self.hook_v(torch.einsum("bpd,hde->bphe", kv_in, self.W_V) + self.b_V)
-        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) * self.scale
+        h, d_head = self.W_Q.shape[0], self.W_Q.shape[2]
+        q = self.hook_q(self._project(x, self.W_Q) + self.b_Q)
+        k = self.hook_k(self._project(kv_in, self.W_K) + self.b_K)
+        v = self.hook_v(self._project(kv_in, self.W_V) + self.b_V)
+        scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) * self.scale  # [b, h, q, k]
         if self.causal:
             n_q, n_k = scores.shape[-2:]
             mask = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(1)
             scores = scores.masked_fill(mask, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
-        return torch.einsum("bqhe,hed->bqd", z, self.W_O) + self.b_O
+        z = self.hook_z(torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2))  # [b, q, h, d_head]
+        return F.linear(z.reshape(*z.shape[:2], h * d_head), self.W_O.reshape(h * d_head, -1).t(), self.b_O)
+
+    @staticmethod
+    def _project(x: Float[Tensor, "batch pos d_model"], W: Float[Tensor, "head d_model d_head"]) -> Float[Tensor, "batch pos head d_head"]:
+        """x @ W for every head at once, as one matrix product."""
+        h, d, d_head = W.shape
+        return (x @ W.transpose(0, 1).reshape(d, h * d_head)).view(*x.shape[:2], h, d_head)
 
 
 class MLP(nn.Module):
@@ -120,9 +127,9 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        pre = self.hook_pre(F.linear(x, self.W_in.t(), self.b_in))
         post = self.hook_post(self.act(pre))
-        return post @ self.W_out + self.b_out
+        return F.linear(post, self.W_out.t(), self.b_out)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -192,4 +199,4 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=use_bias)
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
-        return x @ self.W_U + self.b_U
+        return F.linear(x, self.W_U.t(), self.b_U)
