@@ -71,6 +71,7 @@ def run(preset: dict, minutes: float, label: str = "", seed: int | None = None) 
         "final_train_acc_min": round(last.get("train_acc_min", float("nan")), 4),
         "best_test_acc_mean": round(best["test_acc_mean"], 4),
         "first_full_test_step": first_full,
+        "final_test_acc_per_q": {str(q): round(last.get(f"test_acc_q{q}", float("nan")), 3) for q in spec.moduli},
         "curve": [(int(r["step"]), round(r["test_acc_mean"], 3), round(r["train_acc_mean"], 3)) for r in history[:: max(1, len(history) // 40)]],
     }
 

@@ -130,7 +130,12 @@ class RemaindersTransformer(HookedModel):
             except Exception:  # ragged input and the like
                 raise ValueError(f"n must be an integer or an array of integers, got {n!r}") from None
             if raw.ndim != 1 or raw.dtype.kind not in "iu":
-                bad = next((v for v in raw.ravel().tolist() if isinstance(v, bool) or not isinstance(v, int)), n)
+                values = raw.ravel().tolist()
+                bad = next((v for v in values if not isinstance(v, (int, float)) or isinstance(v, bool)), None)
+                if bad is None:  # floats: name the first one that is not a whole number
+                    bad = next((v for v in values if isinstance(v, float) and not v.is_integer()), values[0] if values else n)
+                if raw.ndim > 1:
+                    bad = f"an array of shape {raw.shape}"
                 raise ValueError(f"n must be an integer or a 1-D array of integers, got {bad!r}")
             arr = raw.astype(np.int64)
         bad = np.flatnonzero((arr < 0) | (arr >= self.p**2))

@@ -1,0 +1,87 @@
+"""Steps to 100% test accuracy on every MIIII task, with the grokfast filter and without it.
+
+    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1]
+
+Both runs use the same preset, seed and data; the only difference is ``grokfast_lambda`` (the preset's
+value vs 0). Each run stops at the first evaluation where every task is exact on the test split
+(``test_acc_min == 1``) or at ``--max-steps``; a run that does not get there is reported as
+"did not reach within N steps". The two runs execute one after the other in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from ktlens.experiments.miiii import build, get_preset
+from ktlens.train import train
+
+
+def steps_to_exact(preset: dict, lam: float, max_steps: int, seed: int | None) -> dict:
+    preset = json.loads(json.dumps(preset))
+    preset["train"].update(grokfast_lambda=lam, steps=max_steps, stop_metric="test_acc_min", stop_value=1.0)
+    _, data, model, cfg = build(preset, seed)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    result = train(model, data, cfg, progress=False)
+    reached = result.final.get("test_acc_min", 0.0) >= 1.0
+    return {
+        "grokfast_lambda": lam,
+        "reached": reached,
+        "steps": result.step if reached else None,
+        "steps_run": result.step,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(time.process_time() - cpu0, 1),
+        "final_test_acc_mean": round(result.final.get("test_acc_mean", float("nan")), 4),
+        "final_test_acc_min": round(result.final.get("test_acc_min", float("nan")), 4),
+    }
+
+
+def describe(run: dict, max_steps: int) -> str:
+    if run["reached"]:
+        return f"lambda={run['grokfast_lambda']}: all tasks 100% test at step {run['steps']} ({run['seconds']} s)"
+    return (
+        f"lambda={run['grokfast_lambda']}: did not reach 100% test on every task within {max_steps} steps "
+        f"(mean {run['final_test_acc_mean']}, min {run['final_test_acc_min']}; {run['seconds']} s)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--max-steps", type=int, default=12_000)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    preset = get_preset(args.preset)
+    lam = float(preset["train"]["grokfast_lambda"])
+    if lam == 0:
+        raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = 0)")
+    alpha = preset["train"]["grokfast_alpha"]
+    print(f"preset {args.preset}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
+    runs = [steps_to_exact(preset, lam, args.max_steps, args.seed), steps_to_exact(preset, 0.0, args.max_steps, args.seed)]
+    for run in runs:
+        print(describe(run, args.max_steps))
+    with_gf, without = runs
+    if with_gf["reached"] and without["reached"]:
+        print(f"speed-up (steps without / steps with grokfast): {without['steps'] / with_gf['steps']:.2f}x")
+    elif with_gf["reached"]:
+        print(f"speed-up: more than {args.max_steps / with_gf['steps']:.2f}x (the run without grokfast did not finish)")
+    elif without["reached"]:
+        print(f"grokfast slower: more than {args.max_steps / without['steps']:.2f}x as many steps")
+    else:
+        print("neither run reached 100% test accuracy on every task; no ratio")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"preset": args.preset, "max_steps": args.max_steps, "runs": runs}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
