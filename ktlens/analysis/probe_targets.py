@@ -151,8 +151,18 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
         T("e_prime", "class", ep, "e' = e / p^u, the part of e prime to p (class)"),
         T("u_and_e_prime", "class", joint_codes(u, ep), "the pair (u, e') as one class: both decoded at once"),
         T("p_divides_e", "class", u > 0, "whether p divides e, i.e. u >= 1 (binary)"),
-        T("n_1", "class", counts[:, 0], "n_1, the number of Z/p summands: the label emitted at decoder position 0 (class)"),
-        T("max_exponent", "class", d["max_exponent"], "largest h with a Z/p^h summand = number of nonzero-length label (class)"),
+    ]
+    divides = u > 0
+    if divides.sum() >= 8:  # the triples where e' != e: u and e' are not just "0 and e"
+        targets += [
+            T("u_when_p_divides_e", "class", u, "u, on the triples with p | e only (class)", mask=divides),
+            T("e_prime_when_p_divides_e", "class", ep, "e', on the triples with p | e only (class)", mask=divides),
+            T("u_and_e_prime_when_p_divides_e", "class", joint_codes(u, ep),
+              "(u, e') jointly, on the triples with p | e only (class)", mask=divides),
+        ]
+    targets += [
+        T("n_1", "scalar", counts[:, 0], "n_1, the number of Z/p summands: the label emitted at decoder position 0 (R^2)"),
+        T("max_exponent", "class", d["max_exponent"], "largest h with a Z/p^h summand: the label length without trailing zeros (class)"),
         T("is_trivial", "class", d["is_trivial"], "p > r*e: every s(m) = 1 and the group is (Z/p)^(r(e-1)) (binary)"),
         T("re", "scalar", d["re_product"], "r*e, the range 1..re of the index m (R^2)"),
         T("count_div_p", "scalar", d["count_m_divisible_by_p"], "#{m in 1..re : p | m} = re // p (R^2)"),
@@ -164,7 +174,7 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
         T("p", "class", p, "the input p itself (class; sanity: should be decodable everywhere but hook_resid_mid at BOS)"),
         T("r", "class", r, "the input r itself (class)"),
         T("e", "class", e, "the input e itself (class)"),
-        T("n_at_position", "class", counts, "n_{k+1}, the label the model emits at decoder position k (class)", per_position=True),
+        T("n_at_position", "scalar", counts, "n_{k+1}, the label the model emits at decoder position k (R^2)", per_position=True),
     ]
     inputs = {"p": p, "r": r, "e": e}
     if held is not None:

@@ -82,7 +82,9 @@ class ProbeTarget:
     ``values`` is ``[N]`` (one value per example) or, with ``per_position=True``, ``[N, P]`` where
     column k is the value at position k (e.g. the K-theory label n_{k+1} at decoder position k).
     Class values may be any integers or booleans (they are re-coded 0..C-1); scalar values are floats.
-    ``description`` says exactly what the number is.
+    ``description`` says exactly what the number is. ``mask`` (bool ``[N]``, optional) restricts the
+    target to some examples (e.g. only triples with p | e); the others are left out of its train and
+    test rows, and its shuffled control permutes labels among the kept examples only.
     """
 
     name: str
@@ -90,6 +92,7 @@ class ProbeTarget:
     values: np.ndarray
     description: str = ""
     per_position: bool = False
+    mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("class", "scalar"):
@@ -110,6 +113,16 @@ class ProbeTarget:
             if not np.isfinite(values).all():
                 raise ValueError(f"ProbeTarget {self.name!r}: scalar values contain NaN or inf")
         self.values = values
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
+            if mask.dtype != bool or mask.shape != (len(values),):
+                raise ValueError(
+                    f"ProbeTarget {self.name!r}: mask must be a boolean array of shape ({len(values)},), "
+                    f"got dtype {mask.dtype} shape {mask.shape}"
+                )
+            if mask.sum() < 2:
+                raise ValueError(f"ProbeTarget {self.name!r}: mask keeps {int(mask.sum())} examples (need >= 2)")
+            self.mask = mask
 
     def __len__(self) -> int:
         return len(self.values)
@@ -212,6 +225,8 @@ def _select(act: Tensor, hook: str, spec: Any) -> tuple[Tensor, np.ndarray | Non
     for k in ks:
         if not -n_pos <= k < n_pos:
             raise ValueError(f"position {k} is out of range for hook {hook!r} with {n_pos} positions")
+    if len(ks) == 1:  # one position: rows carry it (normalised to 0..P-1) for per-position targets
+        return act[:, ks[0]].flatten(1), np.full(act.shape[0], ks[0] % n_pos)
     return act[:, list(ks)].flatten(1), None
 
 
@@ -270,12 +285,8 @@ def gather_features(
     n = len(tokens)
     for h in hooks:
         X = torch.cat(parts[h])
-        if spec[h] == "all":
-            position = np.concatenate(pos_parts[h])
-            example = np.repeat(np.arange(n), len(X) // n)
-        else:
-            position = np.full(n, int(spec[h]) if isinstance(spec[h], (int, np.integer)) else -1)
-            example = np.arange(n)
+        position = np.concatenate(pos_parts[h]) if pos_parts[h] else np.full(n, -1)
+        example = np.repeat(np.arange(n), len(X) // n)
         out[h] = Features(h, _spec_str(spec[h]), X, example, position)
     return out
 
@@ -329,33 +340,51 @@ def fit_classifiers(
         _, code = np.unique(np.asarray(y), return_inverse=True)
         codes.append(torch.as_tensor(code.reshape(-1), dtype=torch.long))
         sizes.append(int(code.max()) + 1 if len(code) else 1)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    W = torch.zeros(X.shape[1], int(offsets[-1]), requires_grad=True)
-    Xtr = X[tr]
-    ytr = [c[tr] for c in codes]
+    n_t = len(codes)
+    offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+    seg = torch.repeat_interleave(torch.arange(n_t), torch.as_tensor(sizes))  # column -> target
+    cols = torch.stack(codes, 1) + offsets  # [rows, targets]: column of the true class
+    W = torch.zeros(X.shape[1], int(sum(sizes)), requires_grad=True)
+    Xtr, Ctr = X[tr], cols[tr]
+
+    member = torch.nn.functional.one_hot(seg, n_t).double()  # [columns, targets]
+
+    def segment_logsumexp(logits: Tensor) -> Tensor:
+        """[rows, columns] -> [rows, targets]: logsumexp over each target's own columns (shifted by the
+        row max, summed in float64 so that no segment underflows)."""
+        shift = logits.detach().max(1, keepdim=True).values
+        total = ((logits - shift).double().exp() @ member).clamp_min(1e-300)
+        return (total.log() + shift.double()).float()
+
     opt = torch.optim.LBFGS([W], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-7, tolerance_change=1e-10)
+                            tolerance_grad=1e-5, tolerance_change=1e-7)
 
     def closure() -> Tensor:
         opt.zero_grad()
         logits = Xtr @ W
-        loss = l2 * W[:-1].pow(2).sum()
-        for i, y in enumerate(ytr):
-            loss = loss + torch.nn.functional.cross_entropy(logits[:, offsets[i] : offsets[i + 1]], y)
+        nll = (segment_logsumexp(logits) - logits.gather(1, Ctr)).mean()  # mean over rows and targets
+        loss = n_t * nll + l2 * W[:-1].pow(2).sum()  # = sum over targets of (mean CE + l2 |W_t|^2)
         loss.backward()
         return loss
 
     if len(tr):
-        opt.step(closure)
+        # L-BFGS's history vectors reach subnormal floats near convergence, which are ~100x slower on
+        # CPU; flush them to zero while fitting (torch's default, no flushing, is restored after).
+        flushing = torch.set_flush_denormal(True)
+        try:
+            opt.step(closure)
+        finally:
+            if flushing:
+                torch.set_flush_denormal(False)
     with torch.no_grad():
         logits = X @ W
+        pred = torch.stack([logits[:, o : o + c].argmax(1) for o, c in zip(offsets.tolist(), sizes)], 1)
     out = []
     for i, code in enumerate(codes):
-        pred = logits[:, offsets[i] : offsets[i + 1]].argmax(1)
         majority = torch.bincount(code[tr], minlength=sizes[i]).argmax()
         out.append({
-            "train": (pred[tr] == code[tr]).float().mean().item(),
-            "test": (pred[te] == code[te]).float().mean().item(),
+            "train": (pred[tr, i] == code[tr]).float().mean().item(),
+            "test": (pred[te, i] == code[te]).float().mean().item(),
             "baseline": (code[te] == majority).float().mean().item(),
             "n_classes": sizes[i],
         })
@@ -409,18 +438,25 @@ def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _row_values(target: ProbeTarget, feats: Features) -> np.ndarray | None:
-    """The target's value for every row of `feats`, or None where undefined (per-position target,
+def _row_values(values: np.ndarray, per_position: bool, feats: Features) -> np.ndarray | None:
+    """A target's value for every row of `feats`, or None where undefined (a per-position target on
     rows that mix positions)."""
-    if not target.per_position:
-        return target.values[feats.example]
+    if not per_position:
+        return values[feats.example]
     if (feats.position < 0).any():
         return None
-    n_pos = target.values.shape[1]
-    pos = np.where(feats.position < 0, feats.position + n_pos, feats.position)
-    if (pos >= n_pos).any():
+    if (feats.position >= values.shape[1]).any():
         return None
-    return target.values[feats.example, pos]
+    return values[feats.example, feats.position]
+
+
+def _shuffled(target: ProbeTarget, seed: int) -> np.ndarray:
+    """The target's values permuted over examples (over the kept examples only, for a masked target)."""
+    keep = np.arange(len(target)) if target.mask is None else np.flatnonzero(target.mask)
+    perm = np.random.default_rng(seed + 7919).permutation(len(keep))
+    values = target.values.copy()
+    values[keep] = target.values[keep[perm]]
+    return values
 
 
 def _fit_all(
@@ -434,29 +470,37 @@ def _fit_all(
     l2_scalar: float,
     max_iter: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """name -> {"real": scores, "shuffled": scores} for every target defined on these rows."""
-    rows_train = np.flatnonzero(np.isin(feats.example, train_ex))
-    rows_test = np.flatnonzero(np.isin(feats.example, test_ex))
-    rng = np.random.default_rng(seed + 7919)
-    perm_ex = rng.permutation(int(feats.example.max()) + 1)  # shuffle labels over examples
-    jobs: dict[str, list[tuple[str, str, np.ndarray]]] = {"class": [], "scalar": []}
+    """name -> {"real": scores, "shuffled": scores} for every target defined on these rows.
+
+    Targets that share the rows they are defined on (the same mask) are fitted in one batch.
+    """
+    in_train = np.isin(feats.example, train_ex)
+    in_test = np.isin(feats.example, test_ex)
+    groups: dict[Any, dict[str, Any]] = {}
     for t in targets:
-        vals = _row_values(t, feats)
+        vals = _row_values(t.values, t.per_position, feats)
         if vals is None:
             continue
-        jobs[t.kind].append((t.name, "real", vals))
+        keep = np.ones(len(feats.example), dtype=bool) if t.mask is None else t.mask[feats.example]
+        key = (t.kind, None if t.mask is None else t.mask.tobytes())
+        g = groups.setdefault(key, {"kind": t.kind, "keep": keep, "jobs": []})
+        g["jobs"].append((t.name, "real", vals))
         if shuffled:
-            shuffled_feats = Features(feats.hook, feats.spec, feats.X, perm_ex[feats.example], feats.position)
-            jobs[t.kind].append((t.name, "shuffled", _row_values(t, shuffled_feats)))
+            g["jobs"].append((t.name, "shuffled", _row_values(_shuffled(t, seed), t.per_position, feats)))
     out: dict[str, dict[str, dict[str, float]]] = {}
-    if jobs["class"]:
-        scores = fit_classifiers(feats.X, [v for _, _, v in jobs["class"]], rows_train, rows_test, l2_class, max_iter)
-        for (name, which, _), s in zip(jobs["class"], scores):
-            out.setdefault(name, {})[which] = s
-    if jobs["scalar"]:
-        scores = fit_ridge(feats.X, [v for _, _, v in jobs["scalar"]], rows_train, rows_test, l2_scalar)
-        for (name, which, _), s in zip(jobs["scalar"], scores):
-            out.setdefault(name, {})[which] = s
+    for g in groups.values():
+        rows = np.flatnonzero(g["keep"])
+        X = feats.X[torch.as_tensor(rows)] if len(rows) < len(feats.example) else feats.X
+        tr, te = np.flatnonzero(in_train[rows]), np.flatnonzero(in_test[rows])
+        if len(tr) < 2 or len(te) < 1:  # a mask that leaves (almost) nothing: no result for these targets
+            continue
+        values = [v[rows] for _, _, v in g["jobs"]]
+        if g["kind"] == "class":
+            scores = fit_classifiers(X, values, tr, te, l2_class, max_iter)
+        else:
+            scores = fit_ridge(X, values, tr, te, l2_scalar)
+        for (name, which, _), sc in zip(g["jobs"], scores):
+            out.setdefault(name, {})[which] = {**sc, "n_train": len(tr), "n_test": len(te)}
     return out
 
 
@@ -473,6 +517,8 @@ def _check_targets(targets: Sequence[ProbeTarget], n: int) -> list[ProbeTarget]:
             raise ValueError(f"targets must be ProbeTarget records, got {t!r}")
         if len(t) != n:
             raise ValueError(f"target {t.name!r} has {len(t)} values but there are {n} examples")
+        if t.per_position and t.mask is not None:
+            raise ValueError(f"target {t.name!r}: a per-position target cannot have a mask")
     return targets
 
 
@@ -511,8 +557,8 @@ def _result(target: ProbeTarget, feats: Features, scores: dict, control: dict | 
         shuffled_accuracy=scores["shuffled"]["test"] if "shuffled" in scores else None,
         control_accuracy=None if control is None else control["real"]["test"],
         train_accuracy=real["train"],
-        n_train=0,
-        n_test=0,
+        n_train=real["n_train"],
+        n_test=real["n_test"],
         n_features=int(feats.X.shape[1]),
         n_classes=real["n_classes"],
         description=target.description,
@@ -558,13 +604,9 @@ def run_probes(
         if ctrl_feats is not None:
             ctrl = _fit_all(ctrl_feats[h], targets, train, test, False, seed, l2_class, l2_scalar, max_iter)
         seconds = (time.perf_counter() - t0) / max(len(scores), 1)
-        rows_per_example = len(feats[h].example) // max(len(tokens), 1)
         for t in targets:
-            if t.name not in scores:
-                continue
-            r = _result(t, feats[h], scores[t.name], None if ctrl is None else ctrl[t.name], seconds)
-            r.n_train, r.n_test = len(train) * rows_per_example, len(test) * rows_per_example
-            results.append(r)
+            if t.name in scores:
+                results.append(_result(t, feats[h], scores[t.name], None if ctrl is None else ctrl[t.name], seconds))
     return results
 
 

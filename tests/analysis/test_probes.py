@@ -72,6 +72,19 @@ def test_parity_of_a_linear_coordinate_is_not_linearly_decodable():
     assert res.accuracy < 0.6
 
 
+def test_masked_target_uses_only_its_examples():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 5))
+    keep = X[:, 0] > 0
+    y = np.where(keep, (X[:, 1] > 0).astype(int), 7)  # outside the mask: a constant junk class
+    res = probe_features(X, ProbeTarget("masked", "class", y, mask=keep))
+    assert res.n_train + res.n_test == keep.sum()
+    assert res.n_classes == 2 and res.accuracy > 0.97
+    assert res.shuffled_accuracy < 0.6
+    with pytest.raises(ValueError, match="mask"):
+        ProbeTarget("m", "class", y, mask=keep[:10])
+
+
 def test_ridge_recovers_a_planted_scalar_and_not_noise():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(3000, 10))
@@ -93,7 +106,7 @@ def test_ktheory_model_end_to_end():
     data = probe_data(model, n_max=None)
     hooks = default_hooks(model)
     assert hooks[:3] == ["hook_src", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_mid_cross"]
-    results = run_probes(model, data.tokens, data.targets, hooks, max_iter=50)
+    results = run_probes(model, data.tokens, data.targets, hooks, max_iter=50, test_fraction=0.5)
     names = {t.name for t in data.targets}
     assert {(r.hook, r.target) for r in results} == {(h, n) for h in hooks for n in names if h != "hook_src" or n != "n_at_position"}
     by = {(r.hook, r.target): r for r in results}
@@ -101,9 +114,11 @@ def test_ktheory_model_end_to_end():
     assert by[("hook_src", "p")].position == "flatten"
     assert by[("hook_src", "p")].accuracy == 1.0
     assert by[("blocks.0.hook_resid_mid_cross", "u")].position == "0"
+    kept = {t.name: 64 if t.mask is None else int(t.mask.sum()) for t in data.targets}
+    assert kept["u_when_p_divides_e"] == 12  # p = 2 with e in {2, 4}, p = 3 with e = 3; r in 1..4
     for r in results:
         assert r.control_accuracy is not None and r.shuffled_accuracy is not None
-        assert r.n_train + r.n_test == 64
+        assert r.n_train + r.n_test == kept[r.target]
         json.dumps(r.to_dict())
     assert "u_and_e_prime" in results_table(results)
     assert results_table(results, markdown=True).startswith("| target")
