@@ -18,15 +18,37 @@ from transformer_lens.hook_points import HookPoint
 from ktlens.models.config import ModelConfig
 
 
-class Embed(nn.Module):
-    """Token embedding: ids -> vectors."""
+def digit_features(n_values: int, n_numeric: int, base: int) -> Float[Tensor, "n_values n_features"]:
+    """One-hot base-`base` digits of 0..n_numeric-1 (rows n_numeric.. are zero: special tokens)."""
+    n_digits = max(1, math.ceil(math.log(max(n_numeric, 2), base)))
+    values = torch.arange(n_numeric)
+    feats = torch.zeros(n_values, n_digits * base)
+    for k in range(n_digits):
+        feats[torch.arange(n_numeric), k * base + (values // base**k) % base] = 1.0
+    return feats
 
-    def __init__(self, d_vocab: int, d_model: int, init_std: float):
+
+class Embed(nn.Module):
+    """Token embedding: ids -> vectors.
+
+    With `digit_base`, the first `n_numeric` token ids are numbers and the embedding is
+    `W_E + digits @ W_digits` (`W_E_eff`): each number also gets a learned vector per base-b digit,
+    so numbers that share digits share structure.
+    """
+
+    def __init__(self, d_vocab: int, d_model: int, init_std: float, digit_base: int = 0, n_numeric: int = 0):
         super().__init__()
         self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) * init_std)
+        if digit_base:
+            self.register_buffer("digits", digit_features(d_vocab, n_numeric, digit_base), persistent=False)
+            self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
+
+    @property
+    def W_E_eff(self) -> Float[Tensor, "d_vocab d_model"]:
+        return self.W_E + self.digits @ self.W_digits if hasattr(self, "W_digits") else self.W_E
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-        return F.embedding(tokens, self.W_E)
+        return F.embedding(tokens, self.W_E_eff)
 
 
 class PosEmbed(nn.Module):
@@ -191,12 +213,20 @@ class Block(nn.Module):
 
 
 class Unembed(nn.Module):
-    """Residual stream -> logits."""
+    """Residual stream -> logits. With `digit_base`, the unembedding is `W_U + (digits @ W_digits)^T`
+    (`W_U_eff`): the logit of a number also sums learned scores of its base-b digits."""
 
-    def __init__(self, d_model: int, d_vocab_out: int, init_std: float, use_bias: bool = True):
+    def __init__(self, d_model: int, d_vocab_out: int, init_std: float, use_bias: bool = True, digit_base: int = 0):
         super().__init__()
         self.W_U = nn.Parameter(torch.randn(d_model, d_vocab_out) * init_std)
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=use_bias)
+        if digit_base:
+            self.register_buffer("digits", digit_features(d_vocab_out, d_vocab_out, digit_base), persistent=False)
+            self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
+
+    @property
+    def W_U_eff(self) -> Float[Tensor, "d_model d_vocab_out"]:
+        return self.W_U + (self.digits @ self.W_digits).t() if hasattr(self, "W_digits") else self.W_U
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
-        return F.linear(x, self.W_U.t(), self.b_U)
+        return F.linear(x, self.W_U_eff.t(), self.b_U)

@@ -26,6 +26,7 @@ class ModelConfig:
     dropout: float = 0.0  # dropout on every sublayer output and on the embeddings
     use_bias: bool = True  # biases in attention, MLP and unembedding
     act_fn: Literal["relu", "gelu"] = "relu"
+    digit_base: int = 0  # > 0: count tokens also get learned per-digit (base b) embedding/unembedding vectors
     init_std: float = 0.02  # std of the normal initialisation of weights
     seed: int = 0  # seed of the weight initialisation
     device: str = "cpu"
