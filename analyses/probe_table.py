@@ -38,13 +38,14 @@ def fmt(x: float | None) -> str:
 
 
 def long_table(results: list[ProbeResult]) -> str:
-    head = "| target | hook | pos | metric | probe | random-init model | shuffled labels | baseline | probe - random | probe - shuffled |"
-    lines = [head, "|" + "---|" * 10]
+    head = ("| target | hook | pos | metric | probe | random-init model | shuffled labels | baseline | probe - random "
+            "| probe - shuffled | test rows | the number is the test score of decoding |")
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         gap = None if r.control_accuracy is None else r.accuracy - r.control_accuracy
         lines.append(
             f"| `{r.target}` | `{r.hook}` | {r.position} | {r.metric} | **{fmt(r.accuracy)}** | {fmt(r.control_accuracy)} | "
-            f"{fmt(r.shuffled_accuracy)} | {fmt(r.baseline)} | {fmt(gap)} | {fmt(r.selectivity)} |"
+            f"{fmt(r.shuffled_accuracy)} | {fmt(r.baseline)} | {fmt(gap)} | {fmt(r.selectivity)} | {r.n_test} | {r.description} |"
         )
     return "\n".join(lines)
 
@@ -66,6 +67,45 @@ def matrix(results: list[ProbeResult], field: str = "accuracy") -> str:
                 cells.append(f"{fmt(getattr(r, field))} ({fmt(r.control_accuracy)})")
         lines.append(f"| `{t}` | {any_r.metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def reading_notes(by: dict[tuple[str, str], ProbeResult]) -> str:
+    """What the headline numbers say, computed from them (so they stay true when the table is regenerated)."""
+    cross, src = "blocks.0.hook_resid_mid_cross", "hook_src"
+    notes = []
+    r = by.get(("u_and_e_prime", cross))
+    if r is not None and r.control_accuracy is not None:
+        err, err_c = 1 - r.accuracy, 1 - r.control_accuracy
+        ratio = f"{err_c / err:.1f}x fewer errors" if err > 0 else "no errors"
+        notes.append(
+            f"* (u, e') at BOS after cross-attention: {r.accuracy:.3f} for the trained model against {r.control_accuracy:.3f} for "
+            f"a randomly initialised one (error rate {err:.3f} vs {err_c:.3f}: {ratio}); shuffled labels {fmt(r.shuffled_accuracy)}."
+        )
+    s = by.get(("u_and_e_prime", src))
+    if s is not None:
+        notes.append(
+            f"* From the source stream alone (`hook_src`: the p, r, e embeddings, an invertible image of the one-hot inputs, "
+            f"so its scores are the same for trained and random models) (u, e') is decoded at {s.accuracy:.3f}"
+            + (": on this grid (u, e') is already close to a linear function of one-hot (p, e). A high score at BOS "
+               "therefore shows that the information reached the BOS position through cross-attention, not that it was "
+               "computed there; the random-init column, which carries the inputs there too, is the comparison that says "
+               "how much training added. The reference's table reported no such control."
+               if s.accuracy >= 0.95 else ".")
+        )
+    m = by.get(("u_and_e_prime_when_p_divides_e", cross))
+    if m is not None:
+        notes.append(
+            f"* Restricted to the triples with p | e (where e' != e, {m.n_train + m.n_test} examples): (u, e') {m.accuracy:.3f} "
+            f"vs random {fmt(m.control_accuracy)}, baseline {m.baseline:.3f}."
+        )
+    u, d = by.get(("u", cross)), by.get(("p_divides_e", cross))
+    if u is not None and d is not None and u.accuracy - u.baseline < 0.05 and d.accuracy - d.baseline < 0.05:
+        notes.append(
+            f"* u alone ({u.accuracy:.3f}) and \"p divides e\" ({d.accuracy:.3f}) over all triples stay near their majority "
+            f"baselines ({u.baseline:.3f}, {d.baseline:.3f}) although (u, e') jointly is decoded: the BOS vector separates the "
+            "(u, e') pairs but has no single linear direction for u or for p | e."
+        )
+    return "\n".join(notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         r = by.get((t, "blocks.0.hook_resid_mid_cross"))
         if r is not None:
             headline.append(f"| `{t}` | {fmt(r.accuracy)} | {fmt(r.control_accuracy)} | {fmt(r.shuffled_accuracy)} | {fmt(r.baseline)} |")
+    reading = reading_notes(by)
+    placeholder = ""
+    if args.model != "ktheory-small":
+        placeholder = (f"\n**Generated from `{args.model}`, not the shipped `ktheory-small`**: regenerate with "
+                       "`python analyses/probe_table.py` once it ships.\n")
     desc = "\n".join(f"| `{t.name}` | {t.kind} | {t.description} |" for t in data.targets)
     cmd = "python analyses/probe_table.py" + ("" if args.model == "ktheory-small" else f" --model {args.model}")
     if args.n_max != 4000 or args.seed != 0:
@@ -146,8 +191,10 @@ triples alike), with teacher-forced decoder input; split for the probes {main_ro
 ## What the numbers mean
 
 * **probe**: test accuracy (class targets) or test R^2 (scalar targets) of a linear probe fitted on the
-  trained model's activations: multinomial logistic regression (L-BFGS, L2 = 1e-4 on standardized features) or
-  ridge regression (L2 = 1e-3 on standardized features and target).
+  trained model's activations: multinomial logistic regression (full-batch L-BFGS, 100 iterations, L2 = 1e-4, on
+  features centred and whitened with the train split's covariance, directions of ~zero variance dropped) or ridge
+  regression (closed form on centred features and standardized target, L2 chosen per target by generalized
+  cross-validation on the train split, so that noise is shrunk to R^2 ~ 0 instead of overfitted).
 * **random-init model**: the same probe on the same hook of a freshly initialised model of the same architecture
   (same config, another init seed). What the architecture and the raw inputs give for free.
 * **shuffled labels**: the same probe on the trained model's activations with the labels permuted over examples.
@@ -166,10 +213,12 @@ triples alike), with teacher-forced decoder input; split for the probes {main_ro
   (sum n_i vs sum i n_i = r(e-1)) and are separate rows here.
 
 ## Headline: right after the attention sublayers (`blocks.0.hook_resid_mid_cross`, BOS)
-
+{placeholder}
 | target | probe | random-init model | shuffled labels | baseline |
 |---|---|---|---|---|
 {chr(10).join(headline)}
+
+{reading}
 
 ## Targets
 
@@ -191,6 +240,9 @@ Every row with all controls:
 
 `n_at_position` at position k is n_{{k+1}}, the label the model emits there (R^2). From position 1 on the
 decoder has also read the previous labels, so these rows mix what came from the source with what the prefix says.
+Strongly negative R^2 in the random-init column at later positions is real, not a bug: a test triple whose
+teacher-forced prefix holds a label value that no train triple has sends the untrained network's activations far
+outside their train range, and the linear probe extrapolates there.
 
 {long_table(pos_rows)}
 """

@@ -3,11 +3,15 @@
 A probe asks: is quantity Y a *linear* function of the activations at hook H (position P)?
 
 * class targets: multinomial logistic regression (softmax), full-batch L-BFGS, small L2;
-* scalar targets: ridge regression, closed form.
+* scalar targets: ridge regression, closed form, L2 picked per target by generalized cross-validation.
 
-Features are standardized with the training split's mean and standard deviation (constant features
-become zero). Examples are split once into train/test (`test_fraction`, `seed`); every score is on
-the held-out test split. Each result carries
+For the logistic probes features are centred and whitened with the training split's covariance (PCA whitening; directions of
+~zero variance, e.g. constant features, are dropped), so a probe's answer does not depend on how the
+hook happens to scale or correlate its coordinates, and L-BFGS converges in ~100 iterations. For
+ridge they are only centred and scaled by one global number (ridge then shrinks the low-variance
+directions instead of amplifying units that are nearly silent on the train split).
+Examples are split once into train/test (`test_fraction`, `seed`); every score is on the held-out
+test split. Each result carries
 
 * ``accuracy``          test accuracy (class) or test R^2 (scalar) of the probe on the trained model;
 * ``baseline``          majority class of the train split scored on the test split (class), or R^2 of
@@ -147,6 +151,7 @@ class ProbeResult:
     n_features: int
     n_classes: int | None  # classes seen in the data (class targets)
     description: str = ""
+    l2: float | None = None  # L2 strength of the probe (ridge: chosen by generalized cross-validation)
     fit_seconds: float = 0.0  # share of the fitting time of this row's batch
 
     @property
@@ -308,14 +313,24 @@ def random_control_model(model: HookedModel, seed_offset: int = 1000) -> HookedM
 # ----------------------------------------------------------------------------------------------------
 
 
-def _standardize(X: Tensor, train: np.ndarray) -> Tensor:
+def _whiten(X: Tensor, train: np.ndarray, rel_tol: float = 1e-6) -> Tensor:
+    """Centre and whiten the features with the train split's covariance (PCA whitening).
+
+    Directions whose train variance is below ``rel_tol`` times the largest (or times the activation's
+    mean square, whichever is larger) are dropped: constant features and float noise carry nothing.
+    A linear probe's predictions do not depend on an invertible linear map of its inputs, so whitening
+    only changes what the small L2 penalty prefers (and makes L-BFGS converge in few iterations).
+    Returns float64 ``[rows, kept directions]``.
+    """
+    X = X.double()
     Xt = X[torch.as_tensor(train)]
     mean = Xt.mean(0, keepdim=True)
-    std = Xt.std(0, keepdim=True)
-    # features that are constant up to float noise (relative to the activation's overall scale) -> 0
-    scale = Xt.pow(2).mean().sqrt() if Xt.numel() else torch.tensor(1.0)
-    std = torch.where(std > 1e-4 * scale + 1e-12, std, torch.full_like(std, float("inf")))
-    return (X - mean) / std
+    centred = Xt - mean
+    cov = centred.T @ centred / max(len(Xt), 1)
+    evals, evecs = torch.linalg.eigh(cov)
+    scale = max(float(evals.max()) if len(evals) else 0.0, float(Xt.pow(2).mean()) if Xt.numel() else 0.0)
+    keep = evals > rel_tol * scale
+    return (X - mean) @ (evecs[:, keep] / evals[keep].sqrt())
 
 
 def fit_classifiers(
@@ -324,15 +339,16 @@ def fit_classifiers(
     train: np.ndarray,
     test: np.ndarray,
     l2: float = 1e-4,
-    max_iter: int = 150,
+    max_iter: int = 100,
 ) -> list[dict[str, float]]:
     """Multinomial logistic regressions of several label vectors on the same features, fitted jointly.
 
-    The objective is the sum over label vectors of (mean cross-entropy + l2 * |W|^2); it separates,
+    Features are whitened (see `_whiten`) and get a bias column. The objective is the sum over label
+    vectors of (mean cross-entropy + l2 * |W|^2, bias not penalised); it separates,
     so the joint L-BFGS solves each regression independently. Labels are integer codes per row of X.
     Returns per label vector: train / test accuracy, majority baseline, number of classes.
     """
-    X = _standardize(X.float(), train)
+    X = _whiten(X, train).float()
     X = torch.cat([X, torch.ones(len(X), 1)], 1)
     tr, te = torch.as_tensor(train), torch.as_tensor(test)
     codes, sizes = [], []
@@ -387,6 +403,7 @@ def fit_classifiers(
             "test": (pred[te, i] == code[te]).float().mean().item(),
             "baseline": (code[te] == majority).float().mean().item(),
             "n_classes": sizes[i],
+            "l2": l2,
         })
     return out
 
@@ -398,23 +415,55 @@ def _r2(y: Tensor, pred: Tensor) -> float:
     return (1 - (y - pred).pow(2).sum() / ss).item()
 
 
-def fit_ridge(
-    X: Tensor, targets: Sequence[np.ndarray], train: np.ndarray, test: np.ndarray, l2: float = 1e-3
-) -> list[dict[str, float]]:
-    """Ridge regressions of several scalar targets on the same (standardized) features, closed form.
+RIDGE_GRID = tuple(float(x) for x in np.logspace(-6, 2, 17))
 
-    Minimises mean squared error + l2 * |w|^2 with standardized features and targets.
-    Returns per target: train / test R^2 and the test R^2 of predicting the train mean (baseline).
+
+def _centre(X: Tensor, train: np.ndarray) -> Tensor:
+    """Centre the features on the train split and divide them all by one number, their train RMS.
+
+    One global scale (not one per coordinate) keeps ridge's preference for the high-variance
+    directions: a unit that is almost silent on the train split cannot be blown up on a test example.
     """
-    X = _standardize(X.double(), train)
+    X = X.double()
+    Xt = X[torch.as_tensor(train)]
+    X = X - Xt.mean(0, keepdim=True)
+    rms = float(X[torch.as_tensor(train)].pow(2).mean().sqrt()) if Xt.numel() else 0.0
+    return X / rms if rms > 0 else X
+
+
+def fit_ridge(
+    X: Tensor, targets: Sequence[np.ndarray], train: np.ndarray, test: np.ndarray, l2: float | None = None
+) -> list[dict[str, float]]:
+    """Ridge regressions of several scalar targets on the same features, closed form (SVD).
+
+    Minimises mean squared error + l2 * |w|^2 on centred features (scaled by their overall RMS) and
+    standardized targets (intercept free).
+    ``l2=None`` picks, per target, the l2 in `RIDGE_GRID` with the smallest generalized
+    cross-validation error on the train split (so noise and shuffled targets get shrunk to ~0 rather
+    than overfitted). Returns per target: train / test R^2, the test R^2 of predicting the train mean
+    (baseline) and the l2 used.
+    """
+    X = _centre(X, train)
     tr, te = torch.as_tensor(train), torch.as_tensor(test)
     Y = torch.as_tensor(np.stack([np.asarray(t, dtype=np.float64) for t in targets], 1))
     mu, sd = Y[tr].mean(0, keepdim=True), Y[tr].std(0, keepdim=True).clamp_min(1e-12)
     Ys = (Y - mu) / sd
-    Xtr = X[tr]
     n = max(len(tr), 1)
-    A = Xtr.T @ Xtr / n + l2 * torch.eye(X.shape[1], dtype=X.dtype)
-    W = torch.linalg.solve(A, Xtr.T @ Ys[tr] / n)
+    U, S, Vh = torch.linalg.svd(X[tr], full_matrices=False)
+    UtY = U.T @ Ys[tr]  # [k, targets]
+    grid = torch.tensor(RIDGE_GRID if l2 is None else (float(l2),), dtype=X.dtype)
+    s2 = S.pow(2)[:, None]  # [k, 1]
+    shrink = s2 / (s2 + n * grid[None, :])  # [k, grid]: fitted fraction of each singular direction
+    yy = Ys[tr].pow(2).sum(0)  # [targets]
+    # residual sum of squares for every (l2, target): |y|^2 - 2 sum f (U'y)^2 + sum f^2 (U'y)^2
+    c2 = UtY.pow(2)  # [k, targets]
+    rss = yy[None, :] - 2 * shrink.T @ c2 + shrink.pow(2).T @ c2  # [grid, targets]
+    dof = shrink.sum(0)  # [grid]
+    gcv = rss / (1 - dof[:, None] / n).clamp_min(1e-6).pow(2)
+    best = gcv.argmin(0)  # [targets]
+    # coefficients: W = V diag(s / (s^2 + n l2)) U'y, per target with its own l2
+    coef = S[:, None] / (s2 + n * grid[best][None, :])  # [k, targets]
+    W = Vh.T @ (coef * UtY)  # [features, targets]
     pred = (X @ W) * sd + mu
     out = []
     for j in range(Y.shape[1]):
@@ -424,6 +473,7 @@ def fit_ridge(
             "test": _r2(y[te], pred[te, j]),
             "baseline": _r2(y[te], mu[0, j].expand(len(te))),
             "n_classes": None,
+            "l2": float(grid[best[j]]),
         })
     return out
 
@@ -467,7 +517,7 @@ def _fit_all(
     shuffled: bool,
     seed: int,
     l2_class: float,
-    l2_scalar: float,
+    l2_scalar: float | None,
     max_iter: int,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """name -> {"real": scores, "shuffled": scores} for every target defined on these rows.
@@ -528,7 +578,7 @@ def probe_features(
     test_fraction: float = 0.25,
     seed: int = 0,
     l2: float | None = None,
-    max_iter: int = 150,
+    max_iter: int = 100,
     hook: str = "features",
 ) -> ProbeResult:
     """Probe one target on a given feature matrix [N, F] (no model; no random-model control)."""
@@ -539,7 +589,7 @@ def probe_features(
     feats = Features(hook, "none", X, np.arange(len(X)), np.full(len(X), -1))
     train, test = _split(len(X), test_fraction, seed)
     l2c = 1e-4 if l2 is None else l2
-    l2s = 1e-3 if l2 is None else l2
+    l2s = l2
     scores = _fit_all(feats, [target], train, test, True, seed, l2c, l2s, max_iter)[target.name]
     return _result(target, feats, scores, None, 0.0)
 
@@ -562,6 +612,7 @@ def _result(target: ProbeTarget, feats: Features, scores: dict, control: dict | 
         n_features=int(feats.X.shape[1]),
         n_classes=real["n_classes"],
         description=target.description,
+        l2=real.get("l2"),
         fit_seconds=round(seconds, 3),
     )
 
@@ -577,8 +628,8 @@ def run_probes(
     test_fraction: float = 0.25,
     seed: int = 0,
     l2_class: float = 1e-4,
-    l2_scalar: float = 1e-3,
-    max_iter: int = 150,
+    l2_scalar: float | None = None,
+    max_iter: int = 100,
     batch_size: int = 512,
 ) -> list[ProbeResult]:
     """Probe every target at every hook; one `ProbeResult` per (hook, target) that is defined there.
