@@ -268,6 +268,9 @@ def gather_features(
     Reads activations only through ``model.run_with_cache(tokens, names_filter=hooks)``.
     """
     hooks = check_hooks(model, hooks)
+    tokens = torch.as_tensor(tokens)
+    if len(tokens) == 0:
+        raise ValueError("no examples: tokens is empty")
     spec = _position_specs(hooks, positions)
     was_training = model.training
     model.eval()
@@ -657,7 +660,7 @@ def run_probes(
         seconds = (time.perf_counter() - t0) / max(len(scores), 1)
         for t in targets:
             if t.name in scores:
-                results.append(_result(t, feats[h], scores[t.name], None if ctrl is None else ctrl[t.name], seconds))
+                results.append(_result(t, feats[h], scores[t.name], None if ctrl is None else ctrl.get(t.name), seconds))
     return results
 
 
