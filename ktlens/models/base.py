@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 from transformer_lens import ActivationCache, HookedRootModule
 
 from ktlens.models.config import ModelConfig
@@ -30,6 +31,19 @@ class HookedModel(HookedRootModule):
         super().__init__()
         self.cfg = cfg
         self.task_spec = task_spec
+
+    def sync_norms(self) -> None:
+        """Put the LayerNorms on their fused path while no hook is attached anywhere (call first in forward)."""
+        hooked = any(hp._forward_hooks or hp._backward_hooks for hp in self.hook_dict.values())
+        for norm in self._norms():
+            norm.hookable = hooked
+
+    def _norms(self) -> list[nn.Module]:
+        if not hasattr(self, "_norm_list"):
+            from ktlens.models.components import LayerNorm
+
+            self._norm_list = [m for m in self.modules() if isinstance(m, LayerNorm)]
+        return self._norm_list
 
     def run_with_cache(self, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, ActivationCache]:
         """Run the model and return (output, ActivationCache of every hook or of `names_filter`)."""

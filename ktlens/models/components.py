@@ -63,17 +63,26 @@ class PosEmbed(nn.Module):
 
 
 class LayerNorm(nn.Module):
-    """LayerNorm with TransformerLens' hooks on the scale and the normalized vector."""
+    """LayerNorm with TransformerLens' hooks on the scale and the normalized vector.
+
+    While no hook is attached anywhere in the model (`hookable` False, set by `HookedModel`), it runs
+    the fused `F.layer_norm`; with hooks it computes scale and normalized vector step by step so they
+    can be read and patched. The two paths agree to float rounding (~1e-7), and every run with hooks
+    (caching, patching) takes the same path, so patched and cached runs match exactly.
+    """
 
     def __init__(self, d_model: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
+        self.hookable = True
         self.w = nn.Parameter(torch.ones(d_model))
         self.b = nn.Parameter(torch.zeros(d_model))
         self.hook_scale = HookPoint()  # [batch, pos, 1]
         self.hook_normalized = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        if not self.hookable:
+            return F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps)
         var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
         scale = self.hook_scale((var + self.eps).sqrt())
         return torch.addcmul(self.b, self.hook_normalized((x - mean) / scale), self.w)

@@ -106,6 +106,7 @@ class RemaindersTransformer(HookedModel):
     def forward(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:
         if tokens.ndim != 2 or tokens.shape[1] != N_POS:
             raise ValueError(f"tokens must have shape [batch, 3], got {tuple(tokens.shape)}")
+        self.sync_norms()
         resid = self.drop(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens)))
         for block in self.blocks[:-1]:
             resid = block(resid)

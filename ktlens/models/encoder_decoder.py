@@ -98,6 +98,7 @@ class KTheoryTransformer(HookedModel):
             raise ValueError(
                 f"tokens must have shape [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(tokens.shape)}"
             )
+        self.sync_norms()
         src, tgt = tokens[:, :N_SRC], tokens[:, N_SRC:]
         source = self.hook_src(
             self.ln_src(self.drop(self.hook_src_embed(self.src_embed(src)) + self.hook_src_pos_embed(self.src_pos_embed(src))))

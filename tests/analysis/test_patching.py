@@ -43,7 +43,8 @@ def test_patch_by_position_matches_a_hand_written_patch(model):
 def test_patch_hooks_restores_clean_logits(model):
     clean = model.make_batch(p=[2, 7], r=[3, 1], e=[4, 2])
     corrupted = model.make_batch(p=[3, 5], r=[1, 4], e=[2, 3])
-    assert torch.equal(patch_hooks(model, clean, corrupted, ["blocks.1.hook_resid_post"]), model(clean))
+    clean_logits, _ = model.run_with_cache(clean)  # a hooked run, like the patched one
+    assert torch.equal(patch_hooks(model, clean, corrupted, ["blocks.1.hook_resid_post"]), clean_logits)
 
 
 def test_patching_errors_name_the_problem(model):
