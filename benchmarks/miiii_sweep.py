@@ -43,6 +43,8 @@ def run(preset: dict, minutes: float, label: str = "", seed: int | None = None) 
 
     def on_eval(record: dict) -> None:
         history.append(record)
+        accs = " ".join(f"{record[f'test_acc_q{q}']:.2f}" for q in spec.moduli)
+        print(f"step {int(record['step'])} t={time.perf_counter() - t0:.0f}s train {record['train_acc_mean']:.3f} test {accs}", flush=True)
         for q in spec.moduli:
             if record[f"test_acc_q{q}"] >= 1.0 and str(q) not in first_full:
                 first_full[str(q)] = int(record["step"])

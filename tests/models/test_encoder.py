@@ -132,13 +132,3 @@ def test_transformer_lens_patching_runs():
 
     out = patching.get_act_patch_resid_pre(model, corrupt, cache, metric)
     assert out.shape == (1, 3) and torch.isfinite(out).all()
-
-
-def test_pretrained_small_is_exact_on_every_n():
-    import ktlens
-
-    model = ktlens.load_pretrained("miiii-small")
-    p = model.p
-    n = np.arange(p * p)
-    want = np.stack([n % q for q in model.moduli], axis=1)
-    assert (model.predict(n) == want).all()
