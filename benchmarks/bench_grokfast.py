@@ -1,9 +1,9 @@
 """Steps to 100% test accuracy on every MIIII task, with the grokfast filter and without it.
 
-    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1]
+    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1] [--lambda L]
 
 Both runs use the same preset, seed and data; the only difference is ``grokfast_lambda`` (the preset's
-value vs 0). Each run stops at the first evaluation where every task is exact on the test split
+value, or ``--lambda``, vs 0). Each run stops at the first evaluation where every task is exact on the test split
 (``test_acc_min == 1``) or at ``--max-steps``; a run that does not get there is reported as
 "did not reach within N steps". The two runs execute one after the other in this process.
 """
@@ -56,14 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=12_000)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lambda", dest="lam", type=float, default=None, help="grokfast lambda of the filtered run (default: the preset's)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = get_preset(args.preset)
-    lam = float(preset["train"]["grokfast_lambda"])
-    if lam == 0:
-        raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = 0)")
-    alpha = preset["train"]["grokfast_alpha"]
+    lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda", 0.0))
+    if lam <= 0:
+        raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = {lam}); pass --lambda")
+    alpha = preset["train"].get("grokfast_alpha", 0.98)
     print(f"preset {args.preset}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
     runs = [steps_to_exact(preset, lam, args.max_steps, args.seed), steps_to_exact(preset, 0.0, args.max_steps, args.seed)]
     for run in runs:

@@ -125,16 +125,22 @@ def _digit_count(model: Any) -> int:
     return int(model.p)
 
 
-def embedding_in_fourier_basis(model: Any) -> np.ndarray:
-    """The digit-token embedding in the Fourier basis of Z_p: ``B @ W_E[:p]``, shape [p, d_model]."""
+def embedding_in_fourier_basis(model: Any, table: int = 0) -> np.ndarray:
+    """The digit-token embedding in the Fourier basis of Z_p: ``B @ W_E[:p]``, shape [p, d_model].
+
+    ``table=1`` reads the second digit's rows ``W_E[p:2p]`` of a model with ``digit_tokens="separate"``.
+    """
     p = _digit_count(model)
-    W_E = model.embed.W_E.detach().cpu().double().numpy()[:p]
+    n_tables = 2 if getattr(model.spec, "digit_tokens", "shared") == "separate" else 1
+    if table not in range(n_tables):
+        raise ValueError(f"table={table} does not exist: this model has {n_tables} digit embedding table(s)")
+    W_E = model.embed.W_E.detach().cpu().double().numpy()[table * p : (table + 1) * p]
     return fourier_basis(p) @ W_E
 
 
-def embedding_frequency_norms(model: Any) -> np.ndarray:
+def embedding_frequency_norms(model: Any, table: int = 0) -> np.ndarray:
     """Norm of the digit embedding per frequency of Z_p, shape [(p - 1) / 2 + 1] (index 0 = constant)."""
-    return frequency_norms(embedding_in_fourier_basis(model), axis=0)
+    return frequency_norms(embedding_in_fourier_basis(model, table), axis=0)
 
 
 # ----- neurons --------------------------------------------------------------------------------------

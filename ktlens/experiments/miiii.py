@@ -66,8 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "addition": dict(
         task=dict(p=59, variant="addition", train_frac=0.4),
-        model=dict(d_model=128, n_layers=1, n_heads=4, d_mlp=512, normalization="none", dropout=0.0),
-        train=dict(_GROKKING_TRAIN, steps=20_000, lr=1e-3, weight_decay=1.0, eval_every=100),
+        model=dict(d_model=128, n_layers=1, n_heads=4, d_mlp=512, normalization="none", dropout=0.0, init_std=0.088),
+        train=dict(_GROKKING_TRAIN, steps=20_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=2.0, eval_every=100),
         snapshot_every=500,
     ),
 }

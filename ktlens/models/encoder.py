@@ -1,7 +1,8 @@
 """The MIIII transformer: a bidirectional encoder over [x0, x1, '='] read out at '=' by one
 unembedding per task (one task per prime modulus q < p).
 
-Token ids: the digits 0..p-1 are their own ids, '=' is p (``d_vocab = p + 1``, ``n_ctx = 3``).
+Token ids: the digits 0..p-1 are their own ids, '=' is p (``d_vocab = p + 1``, ``n_ctx = 3``); with
+``digit_tokens="separate"`` the second digit d has id p + d and '=' is 2p (``d_vocab = 2p + 1``).
 ``forward(tokens [batch, 3]) -> logits [batch, n_tasks, max_classes]``; the logits of task t beyond its
 ``n_classes[t]`` classes are set to -1e9, so ``argmax(-1)`` is always a valid class.
 
@@ -74,10 +75,10 @@ class RemaindersTransformer(HookedModel):
         self.p = self.spec.p
         self.moduli = self.spec.moduli
         self.n_classes = self.spec.n_classes
-        if cfg.d_vocab != self.p + 1 or cfg.n_ctx != N_POS or cfg.d_vocab_out != max(self.n_classes):
+        if cfg.d_vocab != self.spec.d_vocab or cfg.n_ctx != N_POS or cfg.d_vocab_out != max(self.n_classes):
             raise ValueError(
                 f"config (d_vocab={cfg.d_vocab}, n_ctx={cfg.n_ctx}, d_vocab_out={cfg.d_vocab_out}) does not fit "
-                f"p={self.p} (expected {self.p + 1}, {N_POS}, {max(self.n_classes)})"
+                f"p={self.p} (expected {self.spec.d_vocab}, {N_POS}, {max(self.n_classes)})"
             )
         torch.manual_seed(cfg.seed)
         self.embed = Embed(cfg.d_vocab, cfg.d_model, cfg.init_std)
@@ -100,7 +101,7 @@ class RemaindersTransformer(HookedModel):
 
         if isinstance(spec, dict):
             spec = RemaindersSpec.from_dict(spec)
-        cfg = ModelConfig(d_vocab=spec.p + 1, d_vocab_out=max(spec.n_classes), n_ctx=N_POS, **model_kwargs)
+        cfg = ModelConfig(d_vocab=spec.d_vocab, d_vocab_out=max(spec.n_classes), n_ctx=N_POS, **model_kwargs)
         return cls(cfg, spec.to_dict())
 
     def forward(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:

@@ -2,8 +2,10 @@
 
 For a prime ``p`` every ``n < p**2`` is written as two base-``p`` digits ``x0 = n // p`` and
 ``x1 = n % p``; the input is ``[x0, x1, '=']`` (most significant digit first, the default; with
-``digit_order="lsd"`` it is ``[x1, x0, '=']``) where the token ids of the digits are the digits
-themselves and ``'='`` has id ``p``. The targets are ``n mod q`` for every prime ``q < p``, one
+``digit_order="lsd"`` it is ``[x1, x0, '=']``). With ``digit_tokens="shared"`` (the default) the token
+ids of both digits are the digits themselves and ``'='`` has id ``p``; with ``"separate"`` the second
+input digit d has id ``p + d`` and ``'='`` has id ``2p``, so each digit position has its own embedding
+table (features of x0 and x1 need not share one row per value). The targets are ``n mod q`` for every prime ``q < p``, one
 classification task per ``q`` (``p = 113`` gives 29 tasks).
 
 Variants (``RemaindersSpec.variant``):
@@ -49,6 +51,7 @@ __all__ = [
 
 VARIANTS = ("remainders", "divisibility", "addition")
 DIGIT_ORDERS = ("msd", "lsd")
+DIGIT_TOKENS = ("shared", "separate")
 NEG_INF = -1e9  # logit of a class a task does not have (finite, so sums and means stay finite)
 
 
@@ -77,6 +80,7 @@ class RemaindersSpec:
     p: int = 37  # the base; must be a prime >= 3
     variant: str = "remainders"  # "remainders", "divisibility" or "addition"
     digit_order: str = "msd"  # "msd": [n // p, n % p, '=']; "lsd": [n % p, n // p, '=']
+    digit_tokens: str = "shared"  # "shared": one embedding row per digit value; "separate": one per position
     train_frac: float = 0.5  # fraction of the p**2 inputs in the training split
     split_seed: int = 0  # seed of the train/test split (and of the label shuffle)
     shuffle_labels: bool = False  # permute the targets over n (cannot generalize)
@@ -94,6 +98,8 @@ class RemaindersSpec:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.digit_order not in DIGIT_ORDERS:
             raise ValueError(f"digit_order must be one of {DIGIT_ORDERS}, got {self.digit_order!r}")
+        if self.digit_tokens not in DIGIT_TOKENS:
+            raise ValueError(f"digit_tokens must be one of {DIGIT_TOKENS}, got {self.digit_tokens!r}")
         frac = self.train_frac
         if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0.0 < float(frac) < 1.0:
             raise ValueError(f"train_frac must be a number in (0, 1), got train_frac={frac!r}")
@@ -129,7 +135,12 @@ class RemaindersSpec:
 
     @property
     def eq_token(self) -> int:
-        return self.p
+        return self.p if self.digit_tokens == "shared" else 2 * self.p
+
+    @property
+    def d_vocab(self) -> int:
+        """Number of input token ids: the digit ids and '='."""
+        return self.eq_token + 1
 
     @property
     def task_weights(self) -> list[float]:
@@ -151,6 +162,8 @@ def encode(spec: RemaindersSpec, n: np.ndarray) -> np.ndarray:
     n = np.asarray(n, dtype=np.int64)
     hi, lo = n // spec.p, n % spec.p
     first, second = (hi, lo) if spec.digit_order == "msd" else (lo, hi)
+    if spec.digit_tokens == "separate":
+        second = second + spec.p
     return np.stack([first, second, np.full_like(n, spec.eq_token)], axis=1)
 
 

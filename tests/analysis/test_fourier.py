@@ -61,6 +61,21 @@ def test_key_frequencies_recover_planted_embedding():
     assert fa.key_frequencies([5.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 9.0]) == [9]
 
 
+def test_separate_digit_tables_are_read_apart():
+    p = 13
+    model = model_for(p=p, digit_tokens="separate")
+    B = fa.fourier_basis(p)
+    with torch.no_grad():  # first digit's table holds frequency 2 only, the second's frequency 4 only
+        model.embed.W_E[:p] = torch.as_tensor(np.outer(B[3], np.ones(32)), dtype=torch.float32)
+        model.embed.W_E[p : 2 * p] = torch.as_tensor(np.outer(B[8], np.ones(32)), dtype=torch.float32)
+    assert fa.key_frequencies(fa.embedding_frequency_norms(model, table=0)) == [2]
+    assert fa.key_frequencies(fa.embedding_frequency_norms(model, table=1)) == [4]
+    with pytest.raises(ValueError, match="table=2"):
+        fa.embedding_frequency_norms(model, table=2)
+    with pytest.raises(ValueError, match="table=1"):
+        fa.embedding_frequency_norms(model_for(p=p), table=1)
+
+
 def test_neuron_grids_read_the_hook():
     model = model_for(p=11)
     grids = fa.neuron_grids(model)

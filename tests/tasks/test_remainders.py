@@ -41,6 +41,8 @@ def test_bad_variant_order_mask():
         RemaindersSpec(p=11, variant="mod")
     with pytest.raises(ValueError, match="'big'"):
         RemaindersSpec(p=11, digit_order="big")
+    with pytest.raises(ValueError, match="'both'"):
+        RemaindersSpec(p=11, digit_tokens="both")
     with pytest.raises(ValueError, match=r"\[4\]"):
         RemaindersSpec(p=11, masked=(2, 4))
     with pytest.raises(ValueError, match="masks every task"):
@@ -64,6 +66,16 @@ def test_targets_are_remainders():
     assert (toks[:, 0] * 13 + toks[:, 1] == n).all() and (toks[:, 2] == 13).all()
     lsd = encode(RemaindersSpec(p=13, digit_order="lsd"), n)
     assert (lsd[:, 1] * 13 + lsd[:, 0] == n).all()
+
+
+def test_separate_digit_tokens():
+    spec = RemaindersSpec(p=13, digit_tokens="separate")
+    n = np.arange(13**2)
+    toks = encode(spec, n)
+    assert spec.d_vocab == 27 and spec.eq_token == 26 and RemaindersSpec(p=13).d_vocab == 14
+    assert toks[:, 0].max() == 12 and toks[:, 1].min() == 13 and (toks[:, 2] == 26).all()
+    assert (toks[:, 0] * 13 + toks[:, 1] - 13 == n).all()
+    assert RemaindersSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_divisibility_and_addition_targets():
