@@ -5,12 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from ktlens.experiments.ktheory import KTheoryTrainData, build_preset
+from ktlens.experiments.ktheory import PRESETS, KTheoryTrainData, build_preset
 from ktlens.train import TrainConfig, TrainingDiverged, _batch_indices, train
 
 
-def tiny(steps=None, **train_overrides):
-    preset, dataset, model = build_preset("tiny")
+def tiny(steps=None, preset_name="tiny", **train_overrides):
+    preset, dataset, model = build_preset(preset_name)
     cfg = dataclasses.replace(preset.train, **train_overrides)
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
@@ -32,6 +32,26 @@ def test_tiny_model_learns_tiny_grid():
     assert last["train_loss"] < 0.05
     # autoregressive decoding agrees with the teacher-forced whole-sequence match on a memorized set
     assert last["train_tf_exact"] == 1.0
+
+
+def test_descending_label_order_learns_and_predicts_in_natural_order():
+    PRESETS["tiny-descending"] = dataclasses.replace(PRESETS["tiny"], label_order="descending")
+    try:
+        model, data, cfg = tiny(preset_name="tiny-descending")
+    finally:
+        del PRESETS["tiny-descending"]
+    ds = data.dataset
+    assert model.task_spec["label_order"] == "descending"
+    # decoder input is [BOS, n_L, ..., n_2]; training targets are [n_L, ..., n_1]
+    assert torch.equal(data.tokens[:, 4:], torch.as_tensor(ds.counts[:, ::-1][:, :-1].copy()))
+    assert torch.equal(data.targets, torch.as_tensor(ds.counts[:, ::-1].copy()))
+    last = train(model, data, cfg, progress=False).final
+    assert last["train_ar_exact"] == 1.0
+    i = int(data.train_idx[0])
+    expected = [int(c) for c in ds.counts[i]]
+    while expected and expected[-1] == 0:
+        expected.pop()
+    assert model.predict([int(ds.p[i])], [int(ds.r[i])], [int(ds.e[i])]) == [expected]
 
 
 def test_same_seed_same_numbers_and_other_seed_differs():

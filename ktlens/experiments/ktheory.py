@@ -30,6 +30,7 @@ class KTheoryPreset:
     model: dict[str, Any]  # ModelConfig fields other than the vocabulary sizes
     train: TrainConfig
     description: str = ""
+    label_order: str = "ascending"  # decoder writes n_1 first ("ascending") or n_L first ("descending")
 
 
 PRESETS: dict[str, KTheoryPreset] = {
@@ -60,8 +61,8 @@ PRESETS: dict[str, KTheoryPreset] = {
 }
 
 
-def task_spec_of(dataset: KTheoryDataset) -> dict[str, Any]:
-    """What a model must remember of its data: domain, vocabulary, split."""
+def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> dict[str, Any]:
+    """What a model must remember of its data: domain, vocabulary, split, label order."""
     return {
         "task": "ktheory",
         "primes": dataset.spec.prime_list(),
@@ -70,6 +71,7 @@ def task_spec_of(dataset: KTheoryDataset) -> dict[str, Any]:
         "seq_len": int(dataset.seq_len),
         "max_count": int(dataset.vocab.max_count),
         "grid": dataset.spec.to_dict(),
+        "label_order": label_order,
     }
 
 
@@ -79,7 +81,7 @@ class KTheoryTrainData:
     def __init__(self, dataset: KTheoryDataset, model: KTheoryTransformer, eval_train_max: int = 4096):
         self.dataset = dataset
         self.tokens = model.pack(dataset.p, dataset.r, dataset.e, dataset.counts).cpu()
-        self.targets = torch.as_tensor(dataset.counts, dtype=torch.long)
+        self.targets = torch.as_tensor(model.to_model_order(dataset.counts).copy(), dtype=torch.long)  # decoder order
         self.nontrivial = torch.as_tensor(~dataset.is_trivial)
         self.train_idx = torch.as_tensor(dataset.train_idx, dtype=torch.long)
         self.test_idx = torch.as_tensor(dataset.test_idx, dtype=torch.long)
@@ -117,7 +119,7 @@ def sequence_metrics(
         pred = logits.argmax(-1)
         tok_ok.append((pred == tgt).float().mean(1))
         tf_ok.append((pred == tgt).all(1).float())
-        ar_ok.append((model.generate(tok[:, :3]) == tgt).all(1).float())
+        ar_ok.append((model.to_model_order(model.generate(tok[:, :3])) == tgt).all(1).float())
     cols = {"loss": losses, "token_acc": tok_ok, "tf_exact": tf_ok, "ar_exact": ar_ok}
     out = {}
     mask = nontrivial.to(model.device)
@@ -136,7 +138,7 @@ def build_preset(name: str, seed: int | None = None) -> tuple[KTheoryPreset, KTh
     if seed is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=seed))
     dataset = build_dataset(preset.grid)
-    model = KTheoryTransformer.create(task_spec_of(dataset), seed=preset.train.seed, **preset.model)
+    model = KTheoryTransformer.create(task_spec_of(dataset, preset.label_order), seed=preset.train.seed, **preset.model)
     return preset, dataset, model
 
 

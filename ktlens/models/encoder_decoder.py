@@ -7,6 +7,11 @@ masked self-attention over the label sequence and cross-attention to the embedde
 Input convention: one packed token tensor `[batch, 3 + L]`, source first, then decoder input, so
 `run_with_cache`, `run_with_hooks` and TransformerLens' patching all take a single tensor.
 
+Label order: with `task_spec["label_order"] = "descending"` the decoder writes [n_L, ..., n_1] instead
+(n_1, the one large count, comes last, after every count it is tied to by sum_i i n_i = r(e-1)).
+Decoder positions, logits and hooks are then in that order; `generate` and `predict` always return
+[n_1, ..., n_L], and `to_model_order` maps a natural-order count array to the decoder's order.
+
 Hooks (shapes for a batch of B, L label positions, S = 3 source positions):
     hook_src_embed, hook_src_pos_embed      [B, S, d_model]   source token / position embeddings
     hook_src                                [B, S, d_model]   what cross-attention reads
@@ -40,6 +45,7 @@ from ktlens.models.components import Block, Embed, LayerNorm, PosEmbed, Unembed
 from ktlens.models.config import ModelConfig
 
 N_SRC = 3  # source positions: p, r, e
+LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
 
 
 class KTheoryTransformer(HookedModel):
@@ -56,6 +62,9 @@ class KTheoryTransformer(HookedModel):
         self.primes = [int(q) for q in task_spec["primes"]]
         self.r_max = int(task_spec["r_max"])
         self.e_max = int(task_spec["e_max"])
+        self.label_order = str(task_spec.get("label_order", "ascending"))
+        if self.label_order not in LABEL_ORDERS:
+            raise ValueError(f"label_order must be one of {LABEL_ORDERS}, got {self.label_order!r}")
         if cfg.d_vocab != self.max_count + 3 or cfg.d_vocab_out != self.max_count + 1:
             raise ValueError(
                 f"config vocab sizes (d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}) do not match "
@@ -142,20 +151,27 @@ class KTheoryTransformer(HookedModel):
         counts = summand_count_table(p_arr, r_arr, e_arr, length=self.seq_len)
         return self.pack(p_arr, r_arr, e_arr, counts)
 
+    def to_model_order(self, counts: Any) -> Any:
+        """Natural-order counts [..., L] (numpy or torch) in the decoder's label order."""
+        if self.label_order == "ascending":
+            return counts
+        return counts.flip(-1) if isinstance(counts, Tensor) else np.asarray(counts)[..., ::-1]
+
     def pack(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> Int[Tensor, "batch src_plus_pos"]:
-        """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] in one tensor."""
+        """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] (or [BOS, n_L, ..., n_2]) in one tensor."""
         src = np.stack([p, r, e], axis=1)
+        counts = self.to_model_order(np.asarray(counts)[:, : self.seq_len])
         dec = np.concatenate([np.full((len(p), 1), self.bos), counts[:, : self.seq_len - 1]], axis=1)
         return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:
-        """Greedy autoregressive decoding of all L counts."""
+        """Greedy autoregressive decoding of all L counts, returned as [n_1, ..., n_L] in either label order."""
         tokens = torch.cat([src, torch.full((len(src), 1), self.bos, device=src.device)], dim=1)
         for _ in range(self.seq_len):
             next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, next_tok], dim=1)
-        return tokens[:, N_SRC + 1 :]
+        return self.to_model_order(tokens[:, N_SRC + 1 :])
 
     @torch.no_grad()
     def predict(self, p: Sequence[int] | int, r: Sequence[int] | int, e: Sequence[int] | int) -> list[list[int]]:
