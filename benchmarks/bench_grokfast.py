@@ -1,6 +1,7 @@
 """Steps to 100% test accuracy on every MIIII task, with the grokfast filter and without it.
 
-    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1] [--lambda L]
+    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1] [--lambda L] \
+        [--set task.masked=[2,3] task.train_frac=0.9 ...]
 
 Both runs use the same preset, seed and data; the only difference is ``grokfast_lambda`` (the preset's
 value, or ``--lambda``, vs 0). Each run stops at the first evaluation where every task is exact on the test split
@@ -57,15 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lambda", dest="lam", type=float, default=None, help="grokfast lambda of the filtered run (default: the preset's)")
+    ap.add_argument("--set", nargs="*", default=[], help="section.key=value overrides of the preset (JSON values)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = get_preset(args.preset)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        section, _, sub = key.partition(".")
+        try:
+            preset[section][sub] = json.loads(value)
+        except json.JSONDecodeError:
+            preset[section][sub] = value
     lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda", 0.0))
     if lam <= 0:
         raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = {lam}); pass --lambda")
     alpha = preset["train"].get("grokfast_alpha", 0.98)
-    print(f"preset {args.preset}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
+    print(f"preset {args.preset} {' '.join(args.set)}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
     runs = [steps_to_exact(preset, lam, args.max_steps, args.seed), steps_to_exact(preset, 0.0, args.max_steps, args.seed)]
     for run in runs:
         print(describe(run, args.max_steps))
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print("neither run reached 100% test accuracy on every task; no ratio")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"preset": args.preset, "max_steps": args.max_steps, "runs": runs}, f, indent=1)
+            json.dump({"preset": args.preset, "overrides": args.set, "max_steps": args.max_steps, "runs": runs}, f, indent=1)
     return 0
 
 
