@@ -124,9 +124,9 @@ class Attention(nn.Module):
     ) -> Float[Tensor, "batch pos d_model"]:
         kv_in = x if source is None else source
         h, d_head = self.W_Q.shape[0], self.W_Q.shape[2]
-        q = self.hook_q(self._project(x, self.W_Q) + self.b_Q)
-        k = self.hook_k(self._project(kv_in, self.W_K) + self.b_K)
-        v = self.hook_v(self._project(kv_in, self.W_V) + self.b_V)
+        q = self.hook_q(self._project(x, self.W_Q, self.b_Q))
+        k = self.hook_k(self._project(kv_in, self.W_K, self.b_K))
+        v = self.hook_v(self._project(kv_in, self.W_V, self.b_V))
         scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) * self.scale  # [b, h, q, k]
         if self.causal:
             n_q, n_k = scores.shape[-2:]
@@ -138,10 +138,12 @@ class Attention(nn.Module):
         return F.linear(z.reshape(*z.shape[:2], h * d_head), self.W_O.reshape(h * d_head, -1).t(), self.b_O)
 
     @staticmethod
-    def _project(x: Float[Tensor, "batch pos d_model"], W: Float[Tensor, "head d_model d_head"]) -> Float[Tensor, "batch pos head d_head"]:
-        """x @ W for every head at once, as one matrix product."""
+    def _project(
+        x: Float[Tensor, "batch pos d_model"], W: Float[Tensor, "head d_model d_head"], b: Float[Tensor, "head d_head"]
+    ) -> Float[Tensor, "batch pos head d_head"]:
+        """x @ W + b for every head at once, as one fused matrix product."""
         h, d, d_head = W.shape
-        return (x @ W.transpose(0, 1).reshape(d, h * d_head)).view(*x.shape[:2], h, d_head)
+        return F.linear(x, W.permute(0, 2, 1).reshape(h * d_head, d), b.reshape(h * d_head)).view(*x.shape[:2], h, d_head)
 
 
 class MLP(nn.Module):
