@@ -40,9 +40,13 @@ def main() -> None:
         for k, good in zip(key.tolist(), ok.tolist()):
             acc[k].append(good)
         print(f"\nby {name}: " + ", ".join(f"{k}: {np.mean(v):.3f} (n={len(v)})" for k, v in sorted(acc.items())))
-    first_wrong = np.where(ok, -1, (pred != truth).argmax(1))
+    wrong = pred != truth
+    print("\nwrong sequences with n_i wrong, i = 1..L:", wrong[~ok].sum(0).tolist())
+    decoded = model.to_model_order(wrong)  # decoding order: n_1 first, or n_L first (descending)
+    first_wrong = np.where(ok, -1, decoded.argmax(1))
     counts = np.bincount(first_wrong[first_wrong >= 0], minlength=ds.seq_len)
-    print("\nfirst wrong label position (0 = n_1):", counts.tolist())
+    names = [f"n_{i}" for i in model.to_model_order(np.arange(1, ds.seq_len + 1))]
+    print(f"first wrong token in decoding order ({', '.join(names)}):", counts.tolist())
 
 
 if __name__ == "__main__":

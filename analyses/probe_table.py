@@ -203,7 +203,8 @@ triples alike), with teacher-forced decoder input; split for the probes {main_ro
   train mean (scalar, about 0).
 * **Position**: decoder hooks are read at decoder position 0, the BOS position. Its input token is the same for
   every triple, so everything it holds about (p, r, e) arrived through cross-attention; it is where the model emits
-  n_1 and must already "know" u and e'. `hook_src` is the source stream (p, r and e vectors, what cross-attention
+  its first label (n_1, or n_L for a model with `label_order="descending"`, like `ktheory-small`), so what it
+  holds about u and e' came from the source alone. `hook_src` is the source stream (p, r and e vectors, what cross-attention
   reads), flattened (the three positions concatenated).
 * `blocks.0.hook_resid_mid` at BOS is the residual after *self*-attention only: at position 0 it has seen BOS alone,
   so it is the same vector for every triple and every probe there sits at its baseline (a sanity row).
@@ -236,9 +237,10 @@ Every row with all controls:
 
 {long_table(main_rows)}
 
-## Table 2: per decoder position k (teacher-forced prefix BOS, n_1, ..., n_k)
+## Table 2: per decoder position k (teacher-forced prefix: BOS and the first k labels in decoding order)
 
-`n_at_position` at position k is n_{{k+1}}, the label the model emits there (R^2). From position 1 on the
+`n_at_position` at position k is the label the model emits there (R^2): n_{{k+1}}, or n_{{L-k}} for a model that
+decodes descending. From position 1 on the
 decoder has also read the previous labels, so these rows mix what came from the source with what the prefix says.
 Strongly negative R^2 in the random-init column at later positions is real, not a bug: a test triple whose
 teacher-forced prefix holds a label value that no train triple has sends the untrained network's activations far

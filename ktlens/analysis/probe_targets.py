@@ -161,7 +161,7 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
               "(u, e') jointly, on the triples with p | e only (class)", mask=divides),
         ]
     targets += [
-        T("n_1", "scalar", counts[:, 0], "n_1, the number of Z/p summands: the label emitted at decoder position 0 (R^2)"),
+        T("n_1", "scalar", counts[:, 0], "n_1, the number of Z/p summands (R^2)"),
         T("max_exponent", "class", d["max_exponent"], "largest h with a Z/p^h summand: the label length without trailing zeros (class)"),
         T("is_trivial", "class", d["is_trivial"], "p > r*e: every s(m) = 1 and the group is (Z/p)^(r(e-1)) (binary)"),
         T("re", "scalar", d["re_product"], "r*e, the range 1..re of the index m (R^2)"),
@@ -174,7 +174,9 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
         T("p", "class", p, "the input p itself (class; sanity: should be decodable everywhere but hook_resid_mid at BOS)"),
         T("r", "class", r, "the input r itself (class)"),
         T("e", "class", e, "the input e itself (class)"),
-        T("n_at_position", "scalar", counts, "n_{k+1}, the label the model emits at decoder position k (R^2)", per_position=True),
+        T("n_at_position", "scalar", np.ascontiguousarray(model.to_model_order(counts)),
+          "the label the model emits at decoder position k: n_{k+1}, or n_{L-k} when it decodes descending (R^2)",
+          per_position=True),
     ]
     inputs = {"p": p, "r": r, "e": e}
     if held is not None:
