@@ -136,7 +136,7 @@ def pretrained_names() -> list[str]:
 
 
 def load_pretrained(name_or_path: str | Path, device: str = "cpu") -> HookedModel:
-    """A shipped model by name ("ktheory-small", "miiii-small") or any checkpoint folder."""
+    """A shipped model by name (the folders of ktlens/pretrained, e.g. "ktheory-small") or any checkpoint folder."""
     import ktlens.models  # noqa: F401  (registers the model classes)
 
     candidate = PRETRAINED_DIR / str(name_or_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("miiii-figures", help="write the Fourier-analysis figures of a MIIII model as offline HTML")
-    p.add_argument("--model", default="miiii-small", help="shipped model name or checkpoint folder (default miiii-small)")
+    p.add_argument("--model", required=True, help="checkpoint folder (e.g. runs/miiii-small/model) or shipped model name")
     p.add_argument("--out", default="figures/miiii", help="output folder")
     p.add_argument("--snapshots", default=None, help="folder of step_NNNNNN checkpoints for the key-frequency timeline")
     p.set_defaults(run=run)

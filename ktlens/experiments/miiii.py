@@ -13,7 +13,8 @@ record per evaluation with per-task train/test accuracy ``train_acc_q{q}`` / ``t
 ``fourier_timeline`` (embedding frequency norms and key frequencies at every snapshot).
 
 Presets (see ``PRESETS``; ``docs/results/miiii_experiments.md`` logs how ``small`` was found):
-    small     the CPU preset shipped as ``ktlens.load_pretrained("miiii-small")``
+    small     p = 37 on a CPU; meant to ship as ``miiii-small``, but no CPU setting yet generalizes on
+              every task (only q = 2, 3; see the log), so no weights ship
     paper     p = 113 (29 tasks), 1 layer, d_model 256, lr 3e-4, wd 1/3, grokfast (0.98, 0.5)
     tiny      p = 11, seconds on a CPU (tests, demos)
     addition  the classic (a + b) mod p grokking problem, for the Nanda progress measures
