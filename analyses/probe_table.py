@@ -30,7 +30,7 @@ from ktlens.analysis.probes import ProbeResult, run_probes  # noqa: E402
 from ktlens.checkpoint import load_pretrained  # noqa: E402
 
 HEADLINE = ("u_and_e_prime", "u", "e_prime", "p_divides_e", "u_and_e_prime_when_p_divides_e", "u_when_p_divides_e", "e_prime_when_p_divides_e")
-POSITION_HOOKS = ("blocks.0.hook_resid_mid_cross", "blocks.0.mlp.hook_post", "blocks.0.hook_resid_post")
+POSITION_HOOK_NAMES = ("hook_resid_mid_cross", "mlp.hook_post", "hook_resid_post")  # read in the last block
 
 
 def fmt(x: float | None) -> str:
@@ -69,16 +69,16 @@ def matrix(results: list[ProbeResult], field: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
-def reading_notes(by: dict[tuple[str, str], ProbeResult]) -> str:
+def reading_notes(by: dict[tuple[str, str], ProbeResult], cross: str) -> str:
     """What the headline numbers say, computed from them (so they stay true when the table is regenerated)."""
-    cross, src = "blocks.0.hook_resid_mid_cross", "hook_src"
+    src = "hook_src"
     notes = []
     r = by.get(("u_and_e_prime", cross))
     if r is not None and r.control_accuracy is not None:
         err, err_c = 1 - r.accuracy, 1 - r.control_accuracy
         ratio = f"{err_c / err:.1f}x fewer errors" if err > 0 else "no errors"
         notes.append(
-            f"* (u, e') at BOS after cross-attention: {r.accuracy:.3f} for the trained model against {r.control_accuracy:.3f} for "
+            f"* (u, e') at BOS after cross-attention (`{cross}`): {r.accuracy:.3f} for the trained model against {r.control_accuracy:.3f} for "
             f"a randomly initialised one (error rate {err:.3f} vs {err_c:.3f}: {ratio}); shuffled labels {fmt(r.shuffled_accuracy)}."
         )
     s = by.get(("u_and_e_prime", src))
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     model = load_pretrained(args.model)
+    last = model.cfg.n_layers - 1
+    cross = f"blocks.{last}.hook_resid_mid_cross"  # the headline hook: after the last block's attention sublayers
+    position_hooks = [f"blocks.{last}.{name}" for name in POSITION_HOOK_NAMES]
     if model.model_type != "ktheory":
         raise SystemExit(f"{args.model} is a {model.model_type!r} model; this script tabulates the K-theory model")
     data = probe_data(model, n_max=args.n_max, seed=args.seed)
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     pos_rows: list[ProbeResult] = []
     t1 = time.perf_counter()
     for k in range(L):
-        pos_rows += run_probes(model, pos_data.tokens, pos_data.targets, list(POSITION_HOOKS), positions=k, seed=args.seed)
+        pos_rows += run_probes(model, pos_data.tokens, pos_data.targets, position_hooks, positions=k, seed=args.seed)
     t_pos = time.perf_counter() - t1
 
     if args.json:
@@ -162,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"{dom['test'].get('ar_exact', float('nan')):.3f}, token accuracy {dom['test'].get('token_acc', float('nan')):.3f}.")
     headline = []
     for t in HEADLINE:
-        r = by.get((t, "blocks.0.hook_resid_mid_cross"))
+        r = by.get((t, cross))
         if r is not None:
             headline.append(f"| `{t}` | {fmt(r.accuracy)} | {fmt(r.control_accuracy)} | {fmt(r.shuffled_accuracy)} | {fmt(r.baseline)} |")
-    reading = reading_notes(by)
+    reading = reading_notes(by, cross)
     placeholder = ""
     if args.model != "ktheory-small":
         placeholder = (f"\n**Generated from `{args.model}`, not the shipped `ktheory-small`**: regenerate with "
@@ -208,12 +211,13 @@ triples alike), with teacher-forced decoder input; split for the probes {main_ro
   reads), flattened (the three positions concatenated).
 * `blocks.0.hook_resid_mid` at BOS is the residual after *self*-attention only: at position 0 it has seen BOS alone,
   so it is the same vector for every triple and every probe there sits at its baseline (a sanity row).
-  `blocks.0.hook_resid_mid_cross` is after self- **and** cross-attention: "right after the attention sublayers".
+  `blocks.{{l}}.hook_resid_mid_cross` is after self- **and** cross-attention of block l; the headline reads the last
+  block's (`{cross}`): "right after the attention sublayers", with everything the earlier blocks did before it.
 * The public reference's probe table looped over m in 0..re-1 (wrong; here m runs over 1..re, as in
   `ktlens.tasks.ktheory`), and reported "number of summands" and "log_p of the order" as if the same; they differ
   (sum n_i vs sum i n_i = r(e-1)) and are separate rows here.
 
-## Headline: right after the attention sublayers (`blocks.0.hook_resid_mid_cross`, BOS)
+## Headline: right after the last attention sublayers (`{cross}`, BOS)
 {placeholder}
 | target | probe | random-init model | shuffled labels | baseline |
 |---|---|---|---|---|
