@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from ktlens.experiments.miiii import build, get_preset
+from ktlens.experiments.miiii import build, get_preset, with_overrides
 from ktlens.train import train
 
 
@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    preset = get_preset(args.preset)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        section, _, sub = key.partition(".")
-        try:
-            preset[section][sub] = json.loads(value)
-        except json.JSONDecodeError:
-            preset[section][sub] = value
+    preset = with_overrides(get_preset(args.preset), args.set)
     lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda", 0.0))
     if lam <= 0:
         raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = {lam}); pass --lambda")

@@ -18,19 +18,12 @@ from pathlib import Path
 
 import torch
 
-from ktlens.experiments.miiii import build, get_preset
+from ktlens.experiments.miiii import build, get_preset, with_overrides
 from ktlens.train import train
 
 
 class _TimeUp(Exception):
     pass
-
-
-def _parse(value: str):
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 def run(preset: dict, minutes: float, label: str = "", seed: int | None = None) -> dict:
@@ -89,14 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", default="runs/miiii-sweep.jsonl")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    preset = get_preset(args.preset)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        section, _, sub = key.partition(".")
-        if sub:
-            preset[section][sub] = _parse(value)
-        else:
-            preset[section] = _parse(value)
+    preset = with_overrides(get_preset(args.preset), args.set)
     result = run(preset, args.minutes, args.label or " ".join(args.set), args.seed)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as f:

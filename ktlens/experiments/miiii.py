@@ -90,6 +90,30 @@ def build(preset: dict[str, Any], seed: int | None = None) -> tuple[RemaindersSp
     return spec, data, model, TrainConfig(**train_kwargs)
 
 
+def with_overrides(preset: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """A copy of a preset dict with ``section.key=value`` (or ``section=value``) overrides applied.
+
+    Values are parsed as JSON where they can be (``train.lr=3e-3``, ``task.masked=[2,3]``), else kept as text.
+    """
+    out = copy.deepcopy(preset)
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form section.key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        section, _, sub = key.partition(".")
+        if section not in out:
+            raise ValueError(f"override {item!r}: unknown section {section!r} (known: {sorted(out)})")
+        if sub:
+            out[section][sub] = value
+        else:
+            out[section] = value
+    return out
+
+
 def get_preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ValueError(f"unknown miiii preset {name!r}; known: {sorted(PRESETS)}")
