@@ -8,21 +8,23 @@ Token ids: the digits 0..p-1 are their own ids, '=' is p (``d_vocab = p + 1``, `
 
 Hooks (TransformerLens names; B = batch, 3 positions, T = n_tasks, C = max classes = d_vocab_out):
     hook_embed, hook_pos_embed                              [B, 3, d_model]
-    blocks.{l}.hook_resid_pre / hook_resid_mid              [B, 3, d_model]
-    blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z       [B, 3, n_heads, d_head]
-    blocks.{l}.attn.hook_attn_scores / hook_pattern         [B, n_heads, 3, 3]   (not causal)
-    blocks.{l}.hook_attn_out                                [B, 3, d_model]
+    blocks.{l}.hook_resid_pre                               [B, 3, d_model]
+    blocks.{l}.attn.hook_k / hook_v                         [B, 3, n_heads, d_head]
+    blocks.{l}.attn.hook_q / hook_z                         [B, P, n_heads, d_head]
+    blocks.{l}.attn.hook_attn_scores / hook_pattern         [B, n_heads, P, 3]   (not causal)
+    blocks.{l}.hook_attn_out / hook_resid_mid               [B, P, d_model]
     blocks.{l}.mlp.hook_pre / hook_post                     [B, P, d_mlp]
     blocks.{l}.hook_mlp_out / hook_resid_post               [B, P, d_model]
-    blocks.{l}.ln1 .hook_scale [B, 3, 1], .hook_normalized [B, 3, d_model]   (with LayerNorm)
+    blocks.{l}.ln1 .hook_scale [B, N, 1], .hook_normalized [B, N, d_model]   (with LayerNorm; N = 3 pre-LN, P post-LN)
     blocks.{l}.ln2 .hook_scale [B, P, 1], .hook_normalized [B, P, d_model]   (with LayerNorm)
     ln_final.hook_scale [B, 1, 1] / hook_normalized [B, 1, d_model]         (pre-LN only)
     hook_resid_final                                        [B, d_model]        stream at '=' read out
     unembed.hook_logits                                     [B, T, C]           raw per-task logits
 
-P = 3 in every block but the last, where P = 1: only '=' is read out, so the last block runs its
-MLP at '=' alone (position index -1 addresses '=' in every hook; nothing read out changes, and it
-saves two thirds of the MLP compute).
+P = 3 in every block but the last, where P = 1: only '=' is read out, so the last block queries
+from '=' alone (its attention still reads keys and values at all three positions) and runs its MLP
+there (position index -1 addresses '=' in every hook; nothing read out changes, and it saves about a
+third of a training step).
 
 Parameters of the readout: ``unembed.W_U`` [T, d_model, C] and ``unembed.b_U`` [T, C].
 """
@@ -111,13 +113,23 @@ class RemaindersTransformer(HookedModel):
         resid = self.drop(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens)))
         for block in self.blocks[:-1]:
             resid = block(resid)
-        last = self.blocks[-1]  # only '=' is read out, so its MLP runs at that position alone
-        resid = last.hook_resid_pre(resid)
-        resid = last._sublayer(resid, last.ln1, last.attn, last.hook_attn_out, last.hook_resid_mid)[:, -1:]
-        resid = last._sublayer(resid, last.ln2, last.mlp, last.hook_mlp_out, last.hook_resid_post)
+        resid = self._last_block(self.blocks[-1], resid)
         final = self.hook_resid_final(self.ln_final(resid)[:, -1])
         logits = self.unembed(final)
         return logits.masked_fill(~self.class_mask, -1e9)
+
+    @staticmethod
+    def _last_block(block: Block, resid: Float[Tensor, "batch 3 d_model"]) -> Float[Tensor, "batch 1 d_model"]:
+        """The last block computed at '=' only: attention from '=' to every position, then the MLP."""
+        resid = block.hook_resid_pre(resid)
+        if block.post_norm:
+            attn_out = block.hook_attn_out(block.attn(resid[:, -1:], source=resid))
+            resid = block.hook_resid_mid(block.ln1(resid[:, -1:] + block.drop(attn_out)))
+        else:
+            normed = block.ln1(resid)
+            attn_out = block.hook_attn_out(block.attn(normed[:, -1:], source=normed))
+            resid = block.hook_resid_mid(resid[:, -1:] + block.drop(attn_out))
+        return block._sublayer(resid, block.ln2, block.mlp, block.hook_mlp_out, block.hook_resid_post)
 
     # ----- user API ----------------------------------------------------------------------------------
     def check_n(self, n: Any) -> np.ndarray:

@@ -19,14 +19,15 @@ def documented_shapes(B, T, C, n_layers, d=32, h=4, dh=8, m=48, ln=False, pre=Fa
         P = 1 if l == n_layers - 1 else 3
         b = f"blocks.{l}."
         shapes.update({
-            b + "hook_resid_pre": (B, 3, d), b + "hook_resid_mid": (B, 3, d), b + "hook_resid_post": (B, P, d),
-            b + "attn.hook_q": (B, 3, h, dh), b + "attn.hook_k": (B, 3, h, dh), b + "attn.hook_v": (B, 3, h, dh),
-            b + "attn.hook_z": (B, 3, h, dh), b + "attn.hook_attn_scores": (B, h, 3, 3), b + "attn.hook_pattern": (B, h, 3, 3),
-            b + "hook_attn_out": (B, 3, d), b + "hook_mlp_out": (B, P, d),
+            b + "hook_resid_pre": (B, 3, d), b + "hook_resid_mid": (B, P, d), b + "hook_resid_post": (B, P, d),
+            b + "attn.hook_q": (B, P, h, dh), b + "attn.hook_k": (B, 3, h, dh), b + "attn.hook_v": (B, 3, h, dh),
+            b + "attn.hook_z": (B, P, h, dh), b + "attn.hook_attn_scores": (B, h, P, 3), b + "attn.hook_pattern": (B, h, P, 3),
+            b + "hook_attn_out": (B, P, d), b + "hook_mlp_out": (B, P, d),
             b + "mlp.hook_pre": (B, P, m), b + "mlp.hook_post": (B, P, m),
         })
         if ln:
-            shapes.update({b + "ln1.hook_scale": (B, 3, 1), b + "ln1.hook_normalized": (B, 3, d),
+            N = 3 if pre else P  # pre-LN normalizes every position the attention reads
+            shapes.update({b + "ln1.hook_scale": (B, N, 1), b + "ln1.hook_normalized": (B, N, d),
                            b + "ln2.hook_scale": (B, P, 1), b + "ln2.hook_normalized": (B, P, d)})
     if pre:
         shapes.update({"ln_final.hook_scale": (B, 1, 1), "ln_final.hook_normalized": (B, 1, d)})
@@ -43,12 +44,14 @@ def test_every_documented_hook_has_its_shape(normalization, n_layers):
 
 
 def test_attention_is_bidirectional_and_readout_at_last_position():
-    model = small_model()
+    model = small_model(n_layers=2)
     tokens = model.tokens_for(np.arange(121))
     _, cache = model.run_with_cache(tokens)
     pattern = cache["blocks.0.attn.hook_pattern"]
     assert (pattern[:, :, 0, 1:] > 0).all()  # first position sees the later ones
     assert torch.allclose(pattern.sum(-1), torch.ones(()))
+    last = cache["blocks.1.attn.hook_pattern"]  # the last block queries from '=' only
+    assert last.shape[2] == 1 and (last > 0).all()
     # changing either digit changes the prediction input at '='
     a = model.tokens_for([0])
     b = a.clone()
@@ -132,3 +135,12 @@ def test_transformer_lens_patching_runs():
 
     out = patching.get_act_patch_resid_pre(model, corrupt, cache, metric)
     assert out.shape == (1, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("normalization", ["none", "pre", "post"])
+def test_last_block_at_eq_matches_the_full_block(normalization):
+    model = small_model(normalization=normalization, n_layers=2)
+    resid = torch.randn(7, 3, 32)
+    block = model.blocks[-1]
+    full = block(resid)[:, -1:]  # every position computed, then '=' taken
+    assert torch.allclose(model._last_block(block, resid), full, atol=1e-5)
