@@ -62,15 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=12_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one pair of runs per seed")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--lambda", dest="lam", type=float, default=None, help="grokfast lambda of the filtered run (default: the preset's)")
+    ap.add_argument("--lambda", dest="lam", type=float, default=None, help="grokfast lambda of the filtered run (default: the preset's, or 2 if it has none)")
     ap.add_argument("--set", nargs="*", default=[], help="section.key=value overrides of the preset (JSON values)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = with_overrides(get_preset(args.preset), args.set)
-    lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda", 0.0))
+    lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda") or 2.0)
     if lam <= 0:
-        raise ValueError(f"preset {args.preset!r} does not use grokfast (lambda = {lam}); pass --lambda")
+        raise ValueError(f"--lambda must be > 0 (the filtered run), got {lam}")
     alpha = preset["train"].get("grokfast_alpha", 0.98)
     print(f"preset {args.preset} {' '.join(args.set)}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
     runs: list[dict] = []

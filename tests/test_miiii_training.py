@@ -31,9 +31,9 @@ def test_presets_are_well_formed():
 
 def test_with_overrides_parses_json_and_copies():
     base = miiii.get_preset("small")
-    out = miiii.with_overrides(base, ["train.lr=3e-3", "task.masked=[2,3]", "task.digit_tokens=separate"])
-    assert out["train"]["lr"] == 3e-3 and out["task"]["masked"] == [2, 3] and out["task"]["digit_tokens"] == "separate"
-    assert base["train"]["lr"] == 1e-3 and "masked" not in base["task"]  # the input is left as it was
+    out = miiii.with_overrides(base, ["train.lr=7e-4", "task.masked=[2,3]", "task.digit_tokens=separate"])
+    assert out["train"]["lr"] == 7e-4 and out["task"]["masked"] == [2, 3] and out["task"]["digit_tokens"] == "separate"
+    assert base["train"]["lr"] != 7e-4 and "masked" not in base["task"]  # the input is left as it was
     with pytest.raises(ValueError, match="'optim'"):
         miiii.with_overrides(base, ["optim.lr=1"])
     with pytest.raises(ValueError, match="'train.lr'"):
