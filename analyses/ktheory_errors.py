@@ -42,6 +42,11 @@ def main() -> None:
         print(f"\nby {name}: " + ", ".join(f"{k}: {np.mean(v):.3f} (n={len(v)})" for k, v in sorted(acc.items())))
     wrong = pred != truth
     print("\nwrong sequences with n_i wrong, i = 1..L:", wrong[~ok].sum(0).tolist())
+    rest_ok = ~wrong[:, 1:].any(1)
+    miss = pred[rest_ok & ~ok, 0] - truth[rest_ok & ~ok, 0]
+    print(f"n_2..n_L all right: {rest_ok.mean():.4f}; of those, n_1 wrong: {(~ok[rest_ok]).mean():.4f}, "
+          f"off by {np.abs(miss).min() if miss.size else 0}..{np.abs(miss).max() if miss.size else 0} "
+          f"(median {np.median(np.abs(miss)) if miss.size else 0:g})")
     decoded = model.to_model_order(wrong)  # decoding order: n_1 first, or n_L first (descending)
     first_wrong = np.where(ok, -1, decoded.argmax(1))
     counts = np.bincount(first_wrong[first_wrong >= 0], minlength=ds.seq_len)
