@@ -73,6 +73,23 @@ def test_transformer_lens_names_and_cache_type():
     assert "blocks.0.cross_attn.hook_pattern" in cache
 
 
+@pytest.mark.parametrize("names_filter", [None, "blocks.0.hook_resid_post", ["hook_embed", "blocks.0.attn.hook_pattern"],
+                                          lambda name: name.endswith("hook_z")])
+def test_fast_cache_matches_transformer_lens_cache(names_filter):
+    model = make_model("pre")
+    tokens = random_tokens(4)
+    fast_out, fast = model.run_with_cache(tokens, names_filter=names_filter)
+    # any TransformerLens-only option takes TransformerLens' own caching path
+    tl_out, tl = model.run_with_cache(tokens, names_filter=names_filter, reset_hooks_end=True)
+    assert torch.equal(fast_out, tl_out)
+    assert list(fast.keys()) == list(tl.keys()) and len(fast.keys()) > 0
+    for name in tl.keys():
+        assert torch.equal(fast[name], tl[name]), name
+    assert not any(hp._forward_hooks for hp in model.hook_dict.values())  # nothing left attached
+    with pytest.raises(ValueError, match="names_filter"):
+        model.run_with_cache(tokens, names_filter=3)
+
+
 def test_self_attention_is_causal_and_cross_attention_is_not():
     model = make_model()
     _, cache = model.run_with_cache(random_tokens(6))
