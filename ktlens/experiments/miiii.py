@@ -13,7 +13,8 @@ record per evaluation with per-task train/test accuracy ``train_acc_q{q}`` / ``t
 ``fourier_timeline`` (embedding frequency norms and key frequencies at every snapshot).
 
 Presets (see ``PRESETS``; ``docs/results/miiii_experiments.md`` logs how ``small`` was found):
-    small     p = 37 on a CPU with the best setting found (90% training data, d_mlp 2048, grokfast off);
+    small     p = 37 on a CPU with the best setting found (90% training data, d_mlp 2048, grokfast off): groks
+              to 0.994 mean test accuracy by step 22,100 (~21 minutes on 2 cores) but never every task exact;
               meant to ship as ``miiii-small``, but no CPU setting yet generalizes on every task within
               10 minutes (see the log), so no weights ship
     paper     p = 113 (29 tasks), 1 layer, d_model 256, lr 3e-4, wd 1/3, grokfast (0.98, 0.5)
@@ -51,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(  # the best CPU setting found (run 33 of the log); not yet exact on every task
         task=dict(p=37, train_frac=0.9),
         model=dict(d_model=128, n_layers=1, n_heads=4, d_mlp=2048, normalization="none", dropout=0.0, init_std=0.125),
-        train=dict(_GROKKING_TRAIN, steps=20_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=0.0, eval_every=100),
+        train=dict(_GROKKING_TRAIN, steps=30_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=0.0, eval_every=100),
         snapshot_every=500,
     ),
     "paper": dict(
