@@ -131,7 +131,8 @@ class Attention(nn.Module):
         scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) * self.scale  # [b, h, q, k]
         if self.causal:
             n_q, n_k = scores.shape[-2:]
-            mask = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(1)
+            # queries are the last n_q positions of the sequence (all of them in a full self-attention)
+            mask = torch.ones(n_q, n_k, dtype=torch.bool, device=x.device).triu(n_k - n_q + 1)
             scores = scores.masked_fill(mask, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(dim=-1))
@@ -201,19 +202,27 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
         self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
 
-    def _sublayer(self, x, norm, fn, hook_out, hook_resid):
-        """Residual add around `fn`, with the LayerNorm before (pre) or after (post) it."""
-        if self.post_norm:
-            return hook_resid(norm(x + self.drop(hook_out(fn(x)))))
-        return hook_resid(x + self.drop(hook_out(fn(norm(x)))))
+    def _sublayer(self, x, norm, fn, hook_out, hook_resid, rows: slice | None = None):
+        """Residual add around `fn`, with the LayerNorm before (pre) or after (post) it; with `rows`, the
+        stream keeps only those positions (the ones `fn` returns)."""
+        out = self.drop(hook_out(fn(x if self.post_norm else norm(x))))
+        kept = x if rows is None else x[:, rows]  # sliced after fn: the same autograd order as an unsliced stream
+        return hook_resid(norm(kept + out) if self.post_norm else kept + out)
 
     def forward(
         self,
         resid: Float[Tensor, "batch pos d_model"],
         source: Float[Tensor, "batch src_pos d_model"] | None = None,
+        last_only: bool = False,
     ) -> Float[Tensor, "batch pos d_model"]:
+        """With `last_only`, only the last position queries (keys and values still span every position) and
+        everything after the self-attention runs there: the output has one position."""
         resid = self.hook_resid_pre(resid)
-        resid = self._sublayer(resid, self.ln1, self.attn, self.hook_attn_out, self.hook_resid_mid)
+        if last_only:
+            attend, rows = (lambda x: self.attn(x[:, -1:], source=x)), slice(-1, None)
+        else:
+            attend, rows = self.attn, None
+        resid = self._sublayer(resid, self.ln1, attend, self.hook_attn_out, self.hook_resid_mid, rows)
         if self.cross_attn is not None:
             resid = self._sublayer(
                 resid,

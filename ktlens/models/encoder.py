@@ -113,23 +113,10 @@ class RemaindersTransformer(HookedModel):
         resid = self.drop(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens)))
         for block in self.blocks[:-1]:
             resid = block(resid)
-        resid = self._last_block(self.blocks[-1], resid)
+        resid = self.blocks[-1](resid, last_only=True)  # only '=' is read out
         final = self.hook_resid_final(self.ln_final(resid)[:, -1])
         logits = self.unembed(final)
         return logits.masked_fill(~self.class_mask, -1e9)
-
-    @staticmethod
-    def _last_block(block: Block, resid: Float[Tensor, "batch 3 d_model"]) -> Float[Tensor, "batch 1 d_model"]:
-        """The last block computed at '=' only: attention from '=' to every position, then the MLP."""
-        resid = block.hook_resid_pre(resid)
-        if block.post_norm:
-            attn_out = block.hook_attn_out(block.attn(resid[:, -1:], source=resid))
-            resid = block.hook_resid_mid(block.ln1(resid[:, -1:] + block.drop(attn_out)))
-        else:
-            normed = block.ln1(resid)
-            attn_out = block.hook_attn_out(block.attn(normed[:, -1:], source=normed))
-            resid = block.hook_resid_mid(resid[:, -1:] + block.drop(attn_out))
-        return block._sublayer(resid, block.ln2, block.mlp, block.hook_mlp_out, block.hook_resid_post)
 
     # ----- user API ----------------------------------------------------------------------------------
     def check_n(self, n: Any) -> np.ndarray:

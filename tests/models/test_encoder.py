@@ -143,4 +143,12 @@ def test_last_block_at_eq_matches_the_full_block(normalization):
     resid = torch.randn(7, 3, 32)
     block = model.blocks[-1]
     full = block(resid)[:, -1:]  # every position computed, then '=' taken
-    assert torch.allclose(model._last_block(block, resid), full, atol=1e-5)
+    assert torch.allclose(block(resid, last_only=True), full, atol=1e-5)
+
+
+def test_last_only_causal_block_sees_every_earlier_position():
+    from ktlens.models.components import Block
+
+    block = Block(ModelConfig(d_vocab=5, d_vocab_out=5, n_ctx=6, d_model=32, n_heads=4, d_mlp=48), causal=True, cross=False).eval()
+    resid = torch.randn(7, 6, 32)
+    assert torch.allclose(block(resid, last_only=True), block(resid)[:, -1:], atol=1e-5)
