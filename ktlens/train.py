@@ -48,6 +48,7 @@ class TrainConfig:
     warmup_steps: int = 100  # linear warmup from 0
     schedule: str = "cosine"  # "cosine" decay to min_lr_ratio * lr, or "constant"
     min_lr_ratio: float = 0.05
+    decay_fraction: float = 1.0  # cosine only: the decay spans this last fraction of the post-warmup steps; constant before
     grad_clip: float | None = 1.0  # max global grad norm; None disables
     grokfast_alpha: float = 0.98  # EMA decay a of the grokfast filter h = a h + (1 - a) g
     grokfast_lambda: float = 0.0  # amplification: g <- g + lambda h; 0 disables the filter
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if not 0.0 <= self.grokfast_alpha < 1.0:
             raise ValueError(f"grokfast_alpha must be in [0, 1), got {self.grokfast_alpha}")
 
@@ -74,7 +77,10 @@ class TrainConfig:
             return self.lr * (step + 1) / self.warmup_steps
         if self.schedule == "constant":
             return self.lr
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        decay_steps = self.decay_fraction * (self.steps - self.warmup_steps)
+        progress = (step - (self.steps - decay_steps)) / max(1.0, decay_steps)
+        if progress <= 0:
+            return self.lr
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
 

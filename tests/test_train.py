@@ -1,6 +1,7 @@
 """The training loop: learning, determinism, resume, divergence, and the K-theory preset adapter."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -112,7 +113,7 @@ def test_batches_cover_each_epoch_exactly_once():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"schedule": "step"}, "schedule"), ({"grokfast_alpha": 1.0}, "grokfast_alpha")],
+    [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"schedule": "step"}, "schedule"), ({"grokfast_alpha": 1.0}, "grokfast_alpha"), ({"decay_fraction": 0.0}, "decay_fraction")],
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -125,3 +126,11 @@ def test_learning_rate_schedule():
     assert cfg.lr_at(9) == pytest.approx(1.0)
     assert cfg.lr_at(10) == pytest.approx(1.0)
     assert cfg.lr_at(99) == pytest.approx(0.1, abs=1e-3)
+    assert cfg.lr_at(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+
+
+def test_decay_fraction_holds_the_peak_then_decays():
+    cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1, decay_fraction=0.5)
+    assert [cfg.lr_at(s) for s in (10, 30, 60)] == [1.0, 1.0, 1.0]  # constant over the first half after warmup
+    assert cfg.lr_at(85) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))  # cosine midpoint of the decay
+    assert cfg.lr_at(109) == pytest.approx(0.1, abs=1e-3)
