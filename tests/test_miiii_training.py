@@ -141,3 +141,19 @@ def test_figures_command_writes_offline_html(tmp_path):
     assert {"training_curves.html", "embedding_fourier.html", "neuron_grids.html", "key_frequency_timeline.html", "polar.html", "task_spectra.html"} <= names
     html = (tmp_path / "figs" / "embedding_fourier.html").read_text()
     assert "cdn.plot.ly" not in html and "plotly.js" in html.lower() or len(html) > 1_000_000
+
+
+def test_train_command_applies_overrides(tmp_path, capsys):
+    from ktlens.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train", "miiii", "--preset", "tiny", "--steps", "20", "--quiet", "--out", str(out)]
+    assert main(argv + ["--set", "train.lr=1e-3", "train.eval_every=10", "model.d_mlp=32"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["preset_config"]["train"]["lr"] == 1e-3
+    assert metrics["preset_config"]["model"]["d_mlp"] == 32
+    assert load_checkpoint(out / "model").cfg.d_mlp == 32
+    assert main(["train", "ktheory", "--set", "train.lr=1e-3", "--out", str(tmp_path / "k")]) == 2
+    assert "miiii presets only" in capsys.readouterr().err
+    assert main(argv + ["--set", "nosuch.lr=1"]) == 2
+    assert "unknown section 'nosuch'" in capsys.readouterr().err
