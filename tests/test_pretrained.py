@@ -1,0 +1,46 @@
+"""The models shipped inside the package load offline and do what their metrics files say.
+
+Labels are recomputed here from the definition (``tests.tasks.test_ktheory.definition_counts``), not
+taken from the package's own tables.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import ktlens
+from ktlens.checkpoint import PRETRAINED_DIR
+from tests.tasks.test_ktheory import definition_counts
+
+
+def test_ktheory_small_predicts_its_domain():
+    model = ktlens.load_pretrained("ktheory-small")
+    spec = model.task_spec
+    assert spec["primes"][:25] == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97]
+    assert spec["r_max"] >= 20 and spec["e_max"] >= 20
+    rng = np.random.default_rng(0)
+    p = rng.choice(spec["primes"], 400)
+    r = rng.integers(1, spec["r_max"] + 1, 400)
+    e = rng.integers(1, spec["e_max"] + 1, 400)
+    predicted = model.predict(p=p.tolist(), r=r.tolist(), e=e.tolist())
+    right = [list(pred) == definition_counts(int(a), int(b), int(c)) for pred, a, b, c in zip(predicted, p, r, e)]
+    metrics = json.loads((PRETRAINED_DIR / "ktheory-small" / "metrics.json").read_text())
+    # the metrics file's domain accuracy (0.955), within the sampling error of 400 triples
+    assert np.mean(right) > metrics["domain"]["all"]["ar_exact"] - 0.05
+
+
+@pytest.mark.parametrize("kwargs, match", [({"p": [4]}, "4"), ({"p": [101]}, "101"), ({"r": [21]}, "21"), ({"e": [0]}, "0")])
+def test_ktheory_small_refuses_values_outside_its_domain(kwargs, match):
+    model = ktlens.load_pretrained("ktheory-small")
+    args = {"p": [3], "r": [2], "e": [2], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        model.predict(**args)
+
+
+def test_shipped_models_are_package_data():
+    names = {path.name for path in PRETRAINED_DIR.iterdir() if (path / "config.json").is_file()}
+    assert "ktheory-small" in names
+    for name in names:
+        assert {"config.json", "model.safetensors", "metrics.json"} <= {f.name for f in (PRETRAINED_DIR / name).iterdir()}
+        assert (PRETRAINED_DIR / name / "model.safetensors").stat().st_size < 20_000_000
