@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.1  # AdamW decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-8  # Adam's epsilon: larger values damp the steps of parameters whose gradients are tiny
     warmup_steps: int = 100  # linear warmup from 0
     schedule: str = "cosine"  # "cosine" decay to min_lr_ratio * lr, or "constant"
     min_lr_ratio: float = 0.05
@@ -66,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if not 0.0 <= self.grokfast_alpha < 1.0:
@@ -168,7 +171,7 @@ def train(
     kept in it. Interrupt at any time (Ctrl-C): the next call with the same arguments resumes.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     grokfast = GrokfastEMA(params, cfg.grokfast_alpha, cfg.grokfast_lambda) if cfg.grokfast_lambda else None
     history: list[dict[str, float]] = []
     start = 0

@@ -113,7 +113,7 @@ def test_batches_cover_each_epoch_exactly_once():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"schedule": "step"}, "schedule"), ({"grokfast_alpha": 1.0}, "grokfast_alpha"), ({"decay_fraction": 0.0}, "decay_fraction")],
+    [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"schedule": "step"}, "schedule"), ({"grokfast_alpha": 1.0}, "grokfast_alpha"), ({"decay_fraction": 0.0}, "decay_fraction"), ({"adam_eps": 0.0}, "adam_eps")],
 )
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -134,3 +134,9 @@ def test_decay_fraction_holds_the_peak_then_decays():
     assert [cfg.lr_at(s) for s in (10, 30, 60)] == [1.0, 1.0, 1.0]  # constant over the first half after warmup
     assert cfg.lr_at(85) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))  # cosine midpoint of the decay
     assert cfg.lr_at(109) == pytest.approx(0.1, abs=1e-3)
+
+
+def test_adam_eps_reaches_the_optimizer():
+    start = weights(tiny()[0])
+    moved = {eps: (weights(train(*tiny(steps=5, adam_eps=eps, warmup_steps=1, weight_decay=0.0), progress=False).model) - start).abs().max().item() for eps in (1e-8, 1e3)}
+    assert moved[1e3] < 1e-3 * moved[1e-8]  # a huge epsilon turns Adam's normalized steps into tiny ones
