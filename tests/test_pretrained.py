@@ -40,7 +40,26 @@ def test_ktheory_small_refuses_values_outside_its_domain(kwargs, match):
 
 def test_shipped_models_are_package_data():
     names = {path.name for path in PRETRAINED_DIR.iterdir() if (path / "config.json").is_file()}
-    assert "ktheory-small" in names
+    assert {"ktheory-small", "miiii-small"} <= names
     for name in names:
         assert {"config.json", "model.safetensors", "metrics.json"} <= {f.name for f in (PRETRAINED_DIR / name).iterdir()}
         assert (PRETRAINED_DIR / name / "model.safetensors").stat().st_size < 20_000_000
+
+
+def test_miiii_small_is_exact_on_every_number():
+    model = ktlens.load_pretrained("miiii-small")
+    assert model.p >= 37
+    moduli = [q for q in range(2, model.p) if all(q % d for d in range(2, q))]  # every prime q < p
+    assert list(model.moduli) == moduli
+    n = np.arange(model.p**2)
+    predicted = np.asarray(model.predict(n))
+    assert predicted.shape == (len(n), len(moduli))
+    assert (predicted == n[:, None] % np.array(moduli)[None, :]).all()
+    assert np.asarray(model.predict(40)).tolist() == [[40 % q for q in moduli]]  # an int gives one row
+
+
+@pytest.mark.parametrize("bad", [-1, 37 * 37, [0, 5000]])
+def test_miiii_small_refuses_numbers_out_of_range(bad):
+    model = ktlens.load_pretrained("miiii-small")
+    with pytest.raises(ValueError, match=str(bad if isinstance(bad, int) else 5000)):
+        model.predict(bad)
