@@ -28,24 +28,46 @@ def digit_features(n_values: int, n_numeric: int, base: int) -> Float[Tensor, "n
     return feats
 
 
+def magnitude_features(n_values: int, n_numeric: int) -> Float[Tensor, "n_values 2"]:
+    """[log n / log N, n / N] for the numbers n = 0..N-1 (N = n_numeric; log 0 taken as 0); special
+    tokens (rows N..) are zero. A learned vector per column lets magnitudes add in log space
+    (r * e / p is log r + log e - log p) and counts add linearly."""
+    values = torch.arange(n_numeric, dtype=torch.float64)
+    feats = torch.zeros(n_values, 2, dtype=torch.float64)
+    feats[:n_numeric, 0] = values.clamp(min=1).log() / math.log(max(n_numeric - 1, 2))
+    feats[:n_numeric, 1] = values / max(n_numeric - 1, 1)
+    return feats.float()
+
+
 class Embed(nn.Module):
     """Token embedding: ids -> vectors.
 
-    With `digit_base`, the first `n_numeric` token ids are numbers and the embedding is
-    `W_E + digits @ W_digits` (`W_E_eff`): each number also gets a learned vector per base-b digit,
-    so numbers that share digits share structure.
+    The first `n_numeric` token ids are numbers. With `digit_base`, the embedding adds
+    `digits @ W_digits`: each number also gets a learned vector per base-b digit, so numbers that share
+    digits share structure. With `magnitude`, it adds `magnitude @ W_magnitude`: learned directions
+    scaled by log n and by n (see `magnitude_features`). `W_E_eff` is the sum.
     """
 
-    def __init__(self, d_vocab: int, d_model: int, init_std: float, digit_base: int = 0, n_numeric: int = 0):
+    def __init__(
+        self, d_vocab: int, d_model: int, init_std: float, digit_base: int = 0, n_numeric: int = 0, magnitude: bool = False
+    ):
         super().__init__()
         self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) * init_std)
         if digit_base:
             self.register_buffer("digits", digit_features(d_vocab, n_numeric, digit_base), persistent=False)
             self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
+        if magnitude:
+            self.register_buffer("magnitude", magnitude_features(d_vocab, n_numeric), persistent=False)
+            self.W_magnitude = nn.Parameter(torch.randn(2, d_model) * init_std)
 
     @property
     def W_E_eff(self) -> Float[Tensor, "d_vocab d_model"]:
-        return self.W_E + self.digits @ self.W_digits if hasattr(self, "W_digits") else self.W_E
+        w = self.W_E
+        if hasattr(self, "W_digits"):
+            w = w + self.digits @ self.W_digits
+        if hasattr(self, "W_magnitude"):
+            w = w + self.magnitude @ self.W_magnitude
+        return w
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         return F.embedding(tokens, self.W_E_eff)
@@ -235,20 +257,32 @@ class Block(nn.Module):
 
 
 class Unembed(nn.Module):
-    """Residual stream -> logits. With `digit_base`, the unembedding is `W_U + (digits @ W_digits)^T`
-    (`W_U_eff`): the logit of a number also sums learned scores of its base-b digits."""
+    """Residual stream -> logits. `W_U_eff` is `W_U` plus, with `digit_base`, `(digits @ W_digits)^T`
+    (the logit of a number also sums learned scores of its base-b digits) and, with `magnitude`,
+    `(magnitude @ W_magnitude)^T` (a score a * log k + b * k per class k, which peaks at k = -a / b:
+    the residual stream can point at a number)."""
 
-    def __init__(self, d_model: int, d_vocab_out: int, init_std: float, use_bias: bool = True, digit_base: int = 0):
+    def __init__(
+        self, d_model: int, d_vocab_out: int, init_std: float, use_bias: bool = True, digit_base: int = 0, magnitude: bool = False
+    ):
         super().__init__()
         self.W_U = nn.Parameter(torch.randn(d_model, d_vocab_out) * init_std)
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=use_bias)
         if digit_base:
             self.register_buffer("digits", digit_features(d_vocab_out, d_vocab_out, digit_base), persistent=False)
             self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
+        if magnitude:
+            self.register_buffer("magnitude", magnitude_features(d_vocab_out, d_vocab_out), persistent=False)
+            self.W_magnitude = nn.Parameter(torch.randn(2, d_model) * init_std)
 
     @property
     def W_U_eff(self) -> Float[Tensor, "d_model d_vocab_out"]:
-        return self.W_U + (self.digits @ self.W_digits).t() if hasattr(self, "W_digits") else self.W_U
+        w = self.W_U
+        if hasattr(self, "W_digits"):
+            w = w + (self.digits @ self.W_digits).t()
+        if hasattr(self, "W_magnitude"):
+            w = w + (self.magnitude @ self.W_magnitude).t()
+        return w
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
         return F.linear(x, self.W_U_eff.t(), self.b_U)

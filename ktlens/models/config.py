@@ -27,6 +27,7 @@ class ModelConfig:
     use_bias: bool = True  # biases in attention, MLP and unembedding
     act_fn: Literal["relu", "gelu"] = "relu"
     digit_base: int = 0  # > 0: count tokens also get learned per-digit (base b) embedding/unembedding vectors
+    magnitude_features: bool = False  # number tokens also get learned directions scaled by log n and n
     init_std: float = 0.02  # std of the normal initialisation of weights
     seed: int = 0  # seed of the weight initialisation
     device: str = "cpu"

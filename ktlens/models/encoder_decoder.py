@@ -71,15 +71,21 @@ class KTheoryTransformer(HookedModel):
                 f"max_count={self.max_count} (expected {self.max_count + 3} and {self.max_count + 1})"
             )
         torch.manual_seed(cfg.seed)
-        self.src_embed = Embed(cfg.d_vocab_src, cfg.d_model, cfg.init_std)
+        self.src_embed = Embed(
+            cfg.d_vocab_src, cfg.d_model, cfg.init_std, n_numeric=cfg.d_vocab_src, magnitude=cfg.magnitude_features
+        )
         self.src_pos_embed = PosEmbed(N_SRC, cfg.d_model, cfg.init_std)
         self.ln_src = LayerNorm(cfg.d_model) if cfg.normalization != "none" else nn.Identity()
-        self.embed = Embed(cfg.d_vocab, cfg.d_model, cfg.init_std, cfg.digit_base, n_numeric=self.max_count + 1)
+        self.embed = Embed(
+            cfg.d_vocab, cfg.d_model, cfg.init_std, cfg.digit_base, self.max_count + 1, cfg.magnitude_features
+        )
         self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model, cfg.init_std)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, causal=True, cross=True) for _ in range(cfg.n_layers))
         self.ln_final = LayerNorm(cfg.d_model) if cfg.normalization == "pre" else nn.Identity()
-        self.unembed = Unembed(cfg.d_model, cfg.d_vocab_out, cfg.init_std, cfg.use_bias, cfg.digit_base)
+        self.unembed = Unembed(
+            cfg.d_model, cfg.d_vocab_out, cfg.init_std, cfg.use_bias, cfg.digit_base, cfg.magnitude_features
+        )
         self.hook_src_embed = HookPoint()  # [batch, 3, d_model]
         self.hook_src_pos_embed = HookPoint()  # [batch, 3, d_model]
         self.hook_src = HookPoint()  # [batch, 3, d_model]

@@ -1,5 +1,7 @@
 """The hooked K-theory encoder-decoder: hooks, shapes, causality, patching, input checks."""
 
+import math
+
 import pytest
 import torch
 from transformer_lens import ActivationCache
@@ -187,3 +189,24 @@ def test_config_rejects_vocab_mismatch():
     model = make_model()
     with pytest.raises(ValueError, match="max_count"):
         KTheoryTransformer(model.cfg, {**SPEC, "max_count": 20})
+
+
+def test_magnitude_features_add_log_and_linear_directions(tmp_path):
+    from ktlens.checkpoint import load_checkpoint, save_checkpoint
+
+    model = KTheoryTransformer.create(SPEC, d_model=32, n_heads=4, d_mlp=64, magnitude_features=True).eval()
+    src = model.src_embed
+    n_src = model.cfg.d_vocab_src  # source numbers 0..max(prime, r_max, e_max)
+    for n in (1, 3, 7):
+        expected = math.log(n) / math.log(n_src - 1) * src.W_magnitude[0] + n / (n_src - 1) * src.W_magnitude[1]
+        torch.testing.assert_close(src.W_E_eff[n] - src.W_E[n], expected)
+    bos = model.bos  # a special token: no magnitude
+    torch.testing.assert_close(model.embed.W_E_eff[bos], model.embed.W_E[bos])
+    k = torch.arange(SPEC["max_count"] + 1, dtype=torch.float64)
+    feats = torch.stack([k.clamp(min=1).log() / math.log(SPEC["max_count"]), k / SPEC["max_count"]], 1).float()
+    torch.testing.assert_close(model.unembed.W_U_eff - model.unembed.W_U, (feats @ model.unembed.W_magnitude).t())
+    tokens = random_tokens()
+    path = save_checkpoint(tmp_path / "m", model)
+    again = load_checkpoint(path)
+    assert again.cfg.magnitude_features
+    torch.testing.assert_close(again(tokens), model(tokens))
