@@ -1,5 +1,6 @@
 """Where a K-theory model goes wrong: held-out autoregressive exact match broken down by prime, by
-u = v_p(e), by trivial / non-trivial, and per label position (first wrong token).
+u = v_p(e), by trivial / non-trivial, and per label position (first wrong token); and how many wrong
+answers still have the right group order (sum_i i n_i = r(e-1), log_p of |K_{2r-1}|).
 
     python analyses/ktheory_errors.py --model ktheory-small
 """
@@ -47,6 +48,9 @@ def main() -> None:
     print(f"n_2..n_L all right: {rest_ok.mean():.4f}; of those, n_1 wrong: {(~ok[rest_ok]).mean():.4f}, "
           f"off by {np.abs(miss).min() if miss.size else 0}..{np.abs(miss).max() if miss.size else 0} "
           f"(median {np.median(np.abs(miss)) if miss.size else 0:g})")
+    weights = np.arange(1, pred.shape[1] + 1)
+    order_ok = pred @ weights == ds.r[idx] * (ds.e[idx] - 1)
+    print(f"wrong answers with the right order sum_i i n_i = r(e-1): {order_ok[~ok].sum()}/{(~ok).sum()}")
     decoded = model.to_model_order(wrong)  # decoding order: n_1 first, or n_L first (descending)
     first_wrong = np.where(ok, -1, decoded.argmax(1))
     counts = np.bincount(first_wrong[first_wrong >= 0], minlength=ds.seq_len)

@@ -43,8 +43,11 @@ PRESETS: dict[str, KTheoryPreset] = {
     "small": KTheoryPreset(
         grid=KTheoryGridSpec(n_primes=25, r_max=20, e_max=20, split="random", test_fraction=0.2, seed=0),
         model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
-        train=TrainConfig(steps=9000, batch_size=256, lr=2e-3, weight_decay=0.1, warmup_steps=200, eval_every=500),
-        description="first 25 primes x r <= 20 x e <= 20 on a 2-core CPU: 2 pre-LN blocks, counts decoded n_L first",
+        train=TrainConfig(
+            steps=9000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=500
+        ),
+        description="first 25 primes x r <= 20 x e <= 20 on a 2-core CPU: 2 pre-LN blocks, counts decoded n_L "
+        "first, weight decay 1.0",
         label_order="descending",
     ),
     "small-1layer": KTheoryPreset(

@@ -233,6 +233,21 @@ def test_reference_matches_definition_exhaustive():
                 assert hist(kt.k_group_reference(p, r, e)) == definition_counts(p, r, e)
 
 
+def test_two_orders_when_p_exceeds_e_and_re_below_p_squared():
+    """For e < p and r e < p^2 (every p >= 23 on the small grid): n_2 = floor(re/p) and
+    n_1 = r(e-1) - 2 n_2, the structure the README's error analysis relies on."""
+    for p in (23, 29, 31, 37, 97):
+        for r in range(1, 21):
+            for e in range(1, min(p, 21)):
+                if r * e >= p * p or r >= p:
+                    continue
+                k = r * e // p
+                expected = [r * (e - 1) - 2 * k, k]
+                while expected and expected[-1] == 0:
+                    expected.pop()
+                assert definition_counts(p, r, e) == expected, (p, r, e)
+
+
 def test_table_matches_reference_exhaustive_small_grid():
     primes = SMALL_PRIMES[:8]
     p, r, e = (a.ravel() for a in np.meshgrid(primes, np.arange(1, 16), np.arange(1, 16),
