@@ -39,6 +39,26 @@ def magnitude_features(n_values: int, n_numeric: int) -> Float[Tensor, "n_values
     return feats.float()
 
 
+def register_number_features(
+    module: nn.Module, n_values: int, n_numeric: int, d_model: int, init_std: float, digit_base: int, magnitude: bool
+) -> None:
+    """Give `module` the fixed features of its number tokens (buffers `digits`, `magnitude`) and one
+    learned [n_features, d_model] matrix per kind (`W_digits`, `W_magnitude`)."""
+    kinds = {}
+    if digit_base:
+        kinds["digits"] = digit_features(n_values, n_numeric, digit_base)
+    if magnitude:
+        kinds["magnitude"] = magnitude_features(n_values, n_numeric)
+    for name, feats in kinds.items():
+        module.register_buffer(name, feats, persistent=False)
+        setattr(module, f"W_{name}", nn.Parameter(torch.randn(feats.shape[1], d_model) * init_std))
+
+
+def number_feature_vectors(module: nn.Module) -> list[Float[Tensor, "n_values d_model"]]:
+    """`features @ W_features` for each kind `register_number_features` gave `module`."""
+    return [getattr(module, name) @ getattr(module, f"W_{name}") for name in ("digits", "magnitude") if hasattr(module, f"W_{name}")]
+
+
 class Embed(nn.Module):
     """Token embedding: ids -> vectors.
 
@@ -53,20 +73,13 @@ class Embed(nn.Module):
     ):
         super().__init__()
         self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) * init_std)
-        if digit_base:
-            self.register_buffer("digits", digit_features(d_vocab, n_numeric, digit_base), persistent=False)
-            self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
-        if magnitude:
-            self.register_buffer("magnitude", magnitude_features(d_vocab, n_numeric), persistent=False)
-            self.W_magnitude = nn.Parameter(torch.randn(2, d_model) * init_std)
+        register_number_features(self, d_vocab, n_numeric, d_model, init_std, digit_base, magnitude)
 
     @property
     def W_E_eff(self) -> Float[Tensor, "d_vocab d_model"]:
         w = self.W_E
-        if hasattr(self, "W_digits"):
-            w = w + self.digits @ self.W_digits
-        if hasattr(self, "W_magnitude"):
-            w = w + self.magnitude @ self.W_magnitude
+        for vectors in number_feature_vectors(self):
+            w = w + vectors
         return w
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
@@ -268,20 +281,13 @@ class Unembed(nn.Module):
         super().__init__()
         self.W_U = nn.Parameter(torch.randn(d_model, d_vocab_out) * init_std)
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=use_bias)
-        if digit_base:
-            self.register_buffer("digits", digit_features(d_vocab_out, d_vocab_out, digit_base), persistent=False)
-            self.W_digits = nn.Parameter(torch.randn(self.digits.shape[1], d_model) * init_std)
-        if magnitude:
-            self.register_buffer("magnitude", magnitude_features(d_vocab_out, d_vocab_out), persistent=False)
-            self.W_magnitude = nn.Parameter(torch.randn(2, d_model) * init_std)
+        register_number_features(self, d_vocab_out, d_vocab_out, d_model, init_std, digit_base, magnitude)
 
     @property
     def W_U_eff(self) -> Float[Tensor, "d_model d_vocab_out"]:
         w = self.W_U
-        if hasattr(self, "W_digits"):
-            w = w + (self.digits @ self.W_digits).t()
-        if hasattr(self, "W_magnitude"):
-            w = w + (self.magnitude @ self.W_magnitude).t()
+        for vectors in number_feature_vectors(self):
+            w = w + vectors.t()
         return w
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
