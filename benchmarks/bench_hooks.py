@@ -20,7 +20,7 @@ from torch import nn
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 
 SPEC = {"primes": [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97],
-        "r_max": 20, "e_max": 20, "seq_len": 9, "max_count": 372}
+        "r_max": 20, "e_max": 20, "seq_len": 9, "max_count": 372, "label_order": "ascending"}
 
 
 class PlainAttention(nn.Module):

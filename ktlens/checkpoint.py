@@ -9,6 +9,7 @@ Layout of a checkpoint folder:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,8 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ktlens.models.base import HookedModel, build_model
+from ktlens.models.base import HookedModel
 from ktlens.models.config import ModelConfig
+from ktlens.validation import FieldError, check_int, check_keys
 
 FORMAT = "ktlens-checkpoint"
 VERSION = 1
@@ -88,21 +90,61 @@ def save_checkpoint(
     return path
 
 
+# model_config fields a checkpoint may leave out: the loader sets `device`, and the others have one
+# admissible value each (no grouped-query attention, standard positions), so the default is what was trained
+_OPTIONAL_CONFIG_FIELDS = frozenset({"device", "positional_embedding_type", "n_key_value_heads"})
+_TOP_LEVEL_FIELDS = ("format", "version", "model_type", "model_config", "task_spec")
+
+
+def _model_of_config(config_path: Path, device: str) -> HookedModel:
+    """A freshly initialised model built from a checkpoint's config.json, every field checked: a
+    ValueError names the file, the field (e.g. ``task_spec.label_order``) and the value."""
+    import ktlens.models  # noqa: F401  (registers the model classes)
+    from ktlens.models.base import MODEL_TYPES
+
+    meta = _read_json(config_path)
+    try:
+        if not isinstance(meta, dict):
+            raise FieldError("config", meta, "must be a JSON object")
+        check_keys(meta, _TOP_LEVEL_FIELDS, _TOP_LEVEL_FIELDS, what="checkpoint fields")
+        if meta["format"] != FORMAT:
+            raise FieldError("format", meta["format"], f"is not a ktlens checkpoint config (expected {FORMAT!r})")
+        if check_int("version", meta["version"]) != VERSION:
+            raise FieldError("version", meta["version"], f"is not a supported format version (expected {VERSION})")
+        model_type = meta["model_type"]
+        if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+            raise FieldError("model_type", model_type, f"is not a known model type ({sorted(MODEL_TYPES)})")
+        model_cls = MODEL_TYPES[model_type]
+        for section in ("model_config", "task_spec"):
+            if not isinstance(meta[section], dict):
+                raise FieldError(section, meta[section], "must be a JSON object")
+        known = [f.name for f in dataclasses.fields(ModelConfig)]
+        optional = _OPTIONAL_CONFIG_FIELDS | model_cls.optional_config_fields
+        try:
+            check_keys(meta["model_config"], known, [k for k in known if k not in optional], what="ModelConfig fields")
+            cfg = ModelConfig.from_dict({**meta["model_config"], "device": device})
+        except FieldError as err:
+            raise err.within("model_config") from None
+        try:
+            spec = model_cls.spec_type.from_dict(meta["task_spec"])
+        except FieldError as err:
+            raise err.within("task_spec") from None
+        try:
+            return model_cls(cfg, spec)
+        except FieldError as err:  # the config does not fit the task
+            raise err.within("model_config") from None
+    except ValueError as err:
+        raise ValueError(f"checkpoint config {config_path}: {err}") from None
+    except (TypeError, KeyError, AttributeError) as err:  # a malformed value no check above foresaw
+        raise ValueError(f"checkpoint config {config_path} is malformed: {err!r}") from None
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu") -> HookedModel:
     """Load a model from a checkpoint folder, or raise ValueError saying what is wrong with it."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"checkpoint folder {path} does not exist")
-    meta = _read_json(path / "config.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path / 'config.json'} is not a ktlens checkpoint config")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"checkpoint {path} has format version {meta.get('version')!r}, expected {VERSION}")
-    try:
-        cfg = ModelConfig.from_dict({**meta["model_config"], "device": device})
-        model = build_model(meta["model_type"], cfg, meta["task_spec"])
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"checkpoint config {path / 'config.json'} is incomplete: {err!r}") from None
+    model = _model_of_config(path / "config.json", device)
     state = _read_tensors(path / "model.safetensors")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -10,7 +10,7 @@ from ktlens import load_pretrained
 from ktlens.checkpoint import load_checkpoint, save_checkpoint
 from ktlens.models import KTheoryTransformer
 
-SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 12}
+SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 8, "label_order": "ascending"}
 
 
 @pytest.fixture

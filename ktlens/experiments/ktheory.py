@@ -21,6 +21,7 @@ from torch import Tensor
 from ktlens.checkpoint import save_checkpoint
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 from ktlens.tasks.ktheory_data import KTheoryDataset, KTheoryGridSpec, build_dataset
+from ktlens.tasks.ktheory_spec import KTheoryTaskSpec
 from ktlens.train import TrainConfig, TrainResult, train
 
 
@@ -66,18 +67,12 @@ PRESETS: dict[str, KTheoryPreset] = {
 }
 
 
-def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> dict[str, Any]:
+def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
     """What a model must remember of its data: domain, vocabulary, split, label order."""
-    return {
-        "task": "ktheory",
-        "primes": dataset.spec.prime_list(),
-        "r_max": int(dataset.spec.r_max),
-        "e_max": int(dataset.spec.e_max),
-        "seq_len": int(dataset.seq_len),
-        "max_count": int(dataset.vocab.max_count),
-        "grid": dataset.spec.to_dict(),
-        "label_order": label_order,
-    }
+    spec = KTheoryTaskSpec.of_grid(dataset.spec, label_order)
+    if spec.vocab != dataset.vocab:
+        raise ValueError(f"dataset vocabulary {dataset.vocab} disagrees with its grid's spec {spec.vocab}")
+    return spec
 
 
 class KTheoryTrainData:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from jaxtyping import Int
+from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 
 from ktlens.models.config import ModelConfig
@@ -24,6 +25,9 @@ class HookedModel(HookedRootModule):
     """
 
     model_type: ClassVar[str] = ""
+    spec_type: ClassVar[Any] = None  # the task's typed spec class (with from_dict / to_dict)
+    # ModelConfig fields the model requires at their defaults: a checkpoint may leave them out
+    optional_config_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -33,7 +37,7 @@ class HookedModel(HookedRootModule):
     def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
         super().__init__()
         self.cfg = cfg
-        self.task_spec = task_spec
+        self.task_spec = task_spec  # the JSON form of the typed `spec` that subclasses set
 
     def sync_norms(self) -> None:
         """Put the LayerNorms on their fused path while no hook is attached anywhere (call first in forward)."""
@@ -96,6 +100,23 @@ class HookedModel(HookedRootModule):
         with torch.no_grad():
             _, cache = self.run_with_cache(*args, **kwargs)
         return {name: tuple(t.shape) for name, t in cache.items()}
+
+
+def check_token_ids(tokens: Int[Tensor, "batch pos"], d_vocab: int, what: str, offset: int = 0) -> None:
+    """ValueError naming the first id outside 0..d_vocab-1 and its (row, position); `offset` is added to
+    the position (the column of `tokens` in the packed input). One min/max reduction when all is well."""
+    if tokens.is_floating_point() or tokens.dtype in (torch.bool, torch.complex64, torch.complex128):
+        raise ValueError(f"{what} token ids must be an integer tensor, got dtype {tokens.dtype}")
+    if tokens.numel() == 0:
+        return
+    lo, hi = torch.aminmax(tokens)
+    if lo >= 0 and hi < d_vocab:
+        return
+    row, col = ((tokens < 0) | (tokens >= d_vocab)).nonzero()[0].tolist()
+    raise ValueError(
+        f"{what} token id {int(tokens[row, col])} at (row {row}, position {col + offset}) is outside "
+        f"the {what} vocabulary 0..{d_vocab - 1}"
+    )
 
 
 def build_model(model_type: str, cfg: ModelConfig, task_spec: dict[str, Any]) -> HookedModel:

@@ -7,12 +7,21 @@ The field names follow TransformerLens' `HookedTransformerConfig`, so Transforme
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys, check_real, check_str
+
+ACT_FNS = ("relu", "gelu")
+NORMALIZATIONS = ("post", "pre", "none")
 
 
 @dataclass
 class ModelConfig:
+    """Every field is checked on construction: a missing, mistyped or out-of-range value is a
+    `FieldError` (a `ValueError`) naming the field and the value."""
+
     d_model: int = 128  # width of the residual stream
     n_layers: int = 1  # number of blocks
     n_heads: int = 4  # attention heads per attention sublayer
@@ -39,25 +48,34 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_mlp", "d_vocab", "d_vocab_out", "n_ctx"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("d_vocab_src", "n_ctx_src", "seed"):
+            check_int(name, getattr(self, name), minimum=0)
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
+        check_choice("act_fn", self.act_fn, ACT_FNS)
+        check_choice("positional_embedding_type", self.positional_embedding_type, ("standard",))
+        self.dropout = check_real("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        self.init_std = check_real("init_std", self.init_std, 0.0, math.inf, low_open=True)
+        check_bool("use_bias", self.use_bias)
+        check_bool("magnitude_features", self.magnitude_features)
+        if check_int("digit_base", self.digit_base, minimum=0) == 1:
+            raise FieldError("digit_base", self.digit_base, "must be 0 (off) or a base >= 2")
+        check_str("device", self.device)
+        if not isinstance(self.extra, dict):
+            raise FieldError("extra", self.extra, "must be a dict")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if self.normalization not in ("post", "pre", "none"):
-            raise ValueError(f"normalization must be 'post', 'pre' or 'none', got {self.normalization!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.d_head == 0:
+            raise FieldError("d_model", self.d_model, f"is not divisible by n_heads={self.n_heads}")
+        if check_int("d_head", self.d_head, minimum=0) == 0:
             self.d_head = self.d_model // self.n_heads
+        if self.n_key_value_heads is not None and check_int("n_key_value_heads", self.n_key_value_heads) != self.n_heads:
+            # grouped-query attention is not implemented: every head has its own keys and values
+            raise FieldError("n_key_value_heads", self.n_key_value_heads, f"must be null or n_heads={self.n_heads}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
-        return cls(**data)
+        """Inverse of `to_dict`; FieldError (a ValueError) naming an unknown or missing field."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        return cls(**check_keys(data, known, what="ModelConfig fields"))

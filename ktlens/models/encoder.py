@@ -40,9 +40,11 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from ktlens.models.base import HookedModel
+from ktlens.models.base import HookedModel, check_token_ids
 from ktlens.models.components import Block, Embed, LayerNorm, PosEmbed
 from ktlens.models.config import ModelConfig
+from ktlens.tasks.remainders import RemaindersSpec, encode
+from ktlens.validation import FieldError
 
 N_POS = 3  # x0, x1, '='
 
@@ -63,25 +65,29 @@ class MultiUnembed(nn.Module):
 class RemaindersTransformer(HookedModel):
     """Encoder for the MIIII tasks; see the module docstring for hooks and shapes.
 
-    ``task_spec`` is ``RemaindersSpec.to_dict()``; ``model.p``, ``model.moduli`` (the q of each task),
-    ``model.n_classes`` and ``model.predict(n)`` expose the task.
+    ``spec`` is a ``RemaindersSpec`` or its dict (``model.spec`` the typed spec, ``model.task_spec`` its
+    dict); ``model.p``, ``model.moduli`` (the q of each task), ``model.n_classes`` and
+    ``model.predict(n)`` expose the task.
     """
 
     model_type = "miiii"
+    spec_type = RemaindersSpec
+    optional_config_fields = frozenset({"digit_base", "magnitude_features", "d_vocab_src", "n_ctx_src"})
 
-    def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
-        from ktlens.tasks.remainders import RemaindersSpec
-
-        super().__init__(cfg, task_spec)
-        self.spec = RemaindersSpec.from_dict(task_spec)
+    def __init__(self, cfg: ModelConfig, spec: RemaindersSpec | dict[str, Any]):
+        spec = spec if isinstance(spec, RemaindersSpec) else RemaindersSpec.from_dict(spec)
+        super().__init__(cfg, spec.to_dict())
+        self.spec = spec
         self.p = self.spec.p
         self.moduli = self.spec.moduli
         self.n_classes = self.spec.n_classes
-        if cfg.d_vocab != self.spec.d_vocab or cfg.n_ctx != N_POS or cfg.d_vocab_out != max(self.n_classes):
-            raise ValueError(
-                f"config (d_vocab={cfg.d_vocab}, n_ctx={cfg.n_ctx}, d_vocab_out={cfg.d_vocab_out}) does not fit "
-                f"p={self.p} (expected {self.spec.d_vocab}, {N_POS}, {max(self.n_classes)})"
-            )
+        expected = {"d_vocab": self.spec.d_vocab, "n_ctx": N_POS, "d_vocab_out": max(self.n_classes), "d_vocab_src": 0, "n_ctx_src": 0}
+        for name, value in expected.items():
+            if getattr(cfg, name) != value:
+                raise FieldError(name, getattr(cfg, name), f"does not fit the task p={self.p}: expected {value}")
+        if cfg.digit_base or cfg.magnitude_features:  # the MIIII embeddings have no number features
+            name = "digit_base" if cfg.digit_base else "magnitude_features"
+            raise FieldError(name, getattr(cfg, name), "is not supported by the MIIII model (must be 0 / false)")
         torch.manual_seed(cfg.seed)
         self.embed = Embed(cfg.d_vocab, cfg.d_model, cfg.init_std)
         self.pos_embed = PosEmbed(N_POS, cfg.d_model, cfg.init_std)
@@ -97,18 +103,17 @@ class RemaindersTransformer(HookedModel):
         self.setup()
 
     @classmethod
-    def create(cls, spec: Any, **model_kwargs: Any) -> "RemaindersTransformer":
+    def create(cls, spec: RemaindersSpec | dict[str, Any], **model_kwargs: Any) -> "RemaindersTransformer":
         """A model fitting ``spec`` (a RemaindersSpec or its dict); ``model_kwargs`` go to ModelConfig."""
-        from ktlens.tasks.remainders import RemaindersSpec
-
         if isinstance(spec, dict):
             spec = RemaindersSpec.from_dict(spec)
         cfg = ModelConfig(d_vocab=spec.d_vocab, d_vocab_out=max(spec.n_classes), n_ctx=N_POS, **model_kwargs)
-        return cls(cfg, spec.to_dict())
+        return cls(cfg, spec)
 
     def forward(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:
         if tokens.ndim != 2 or tokens.shape[1] != N_POS:
             raise ValueError(f"tokens must have shape [batch, 3], got {tuple(tokens.shape)}")
+        check_token_ids(tokens, self.cfg.d_vocab, "input")
         self.sync_norms()
         resid = self.drop(self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens)))
         for block in self.blocks[:-1]:
@@ -146,8 +151,6 @@ class RemaindersTransformer(HookedModel):
 
     def tokens_for(self, n: Any) -> Int[Tensor, "batch 3"]:
         """Input tokens of the numbers n."""
-        from ktlens.tasks.remainders import encode
-
         return torch.as_tensor(encode(self.spec, self.check_n(n)), device=self.device)
 
     @torch.no_grad()

@@ -7,7 +7,7 @@ masked self-attention over the label sequence and cross-attention to the embedde
 Input convention: one packed token tensor `[batch, 3 + L]`, source first, then decoder input, so
 `run_with_cache`, `run_with_hooks` and TransformerLens' patching all take a single tensor.
 
-Label order: with `task_spec["label_order"] = "descending"` the decoder writes [n_L, ..., n_1] instead
+Label order: with `spec.label_order = "descending"` the decoder writes [n_L, ..., n_1] instead
 (n_1, the one large count, comes last, after every count it is tied to by sum_i i n_i = r(e-1)).
 Decoder positions, logits and hooks are then in that order; `generate` and `predict` always return
 [n_1, ..., n_L], and `to_model_order` maps a natural-order count array to the decoder's order.
@@ -40,36 +40,47 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
-from ktlens.models.base import HookedModel
+from ktlens.models.base import HookedModel, check_token_ids
 from ktlens.models.components import Block, Embed, LayerNorm, PosEmbed, Unembed
 from ktlens.models.config import ModelConfig
+from ktlens.tasks.ktheory_spec import LABEL_ORDERS, KTheoryTaskSpec
+from ktlens.validation import FieldError
+
+__all__ = ["KTheoryTransformer", "sequence_loss", "N_SRC", "LABEL_ORDERS"]
 
 N_SRC = 3  # source positions: p, r, e
-LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
 
 
 class KTheoryTransformer(HookedModel):
-    """Encoder-decoder over (p, r, e) -> summand counts; see the module docstring for its hooks."""
+    """Encoder-decoder over (p, r, e) -> summand counts; see the module docstring for its hooks.
+
+    ``spec`` (a :class:`KTheoryTaskSpec` or its JSON dict) fixes the domain, the vocabulary
+    (``model.vocab``), the label length and the label order; ``model.spec`` is the typed spec and
+    ``model.task_spec`` its JSON dict.
+    """
 
     model_type = "ktheory"
+    spec_type = KTheoryTaskSpec
 
-    def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
-        super().__init__(cfg, task_spec)
-        self.seq_len = int(task_spec["seq_len"])
-        self.max_count = int(task_spec["max_count"])
-        self.bos = self.max_count + 1
-        self.pad = self.max_count + 2
-        self.primes = [int(q) for q in task_spec["primes"]]
-        self.r_max = int(task_spec["r_max"])
-        self.e_max = int(task_spec["e_max"])
-        self.label_order = str(task_spec.get("label_order", "ascending"))
-        if self.label_order not in LABEL_ORDERS:
-            raise ValueError(f"label_order must be one of {LABEL_ORDERS}, got {self.label_order!r}")
-        if cfg.d_vocab != self.max_count + 3 or cfg.d_vocab_out != self.max_count + 1:
-            raise ValueError(
-                f"config vocab sizes (d_vocab={cfg.d_vocab}, d_vocab_out={cfg.d_vocab_out}) do not match "
-                f"max_count={self.max_count} (expected {self.max_count + 3} and {self.max_count + 1})"
-            )
+    def __init__(self, cfg: ModelConfig, spec: KTheoryTaskSpec | dict[str, Any]):
+        spec = KTheoryTaskSpec.coerce(spec)
+        super().__init__(cfg, spec.to_dict())
+        self.spec = spec
+        self.vocab = spec.vocab
+        expected = {
+            "d_vocab": self.vocab.tgt_vocab,
+            "d_vocab_out": self.vocab.max_count + 1,
+            "n_ctx": self.vocab.seq_len,
+            "d_vocab_src": self.vocab.src_vocab,
+            "n_ctx_src": N_SRC,
+        }
+        for name, value in expected.items():
+            if getattr(cfg, name) != value:
+                raise FieldError(
+                    name, getattr(cfg, name),
+                    f"does not fit the task (max_count={self.vocab.max_count}, seq_len={self.vocab.seq_len}, "
+                    f"src_vocab={self.vocab.src_vocab}): expected {value}",
+                )
         torch.manual_seed(cfg.seed)
         self.src_embed = Embed(
             cfg.d_vocab_src, cfg.d_model, cfg.init_std, n_numeric=cfg.d_vocab_src, magnitude=cfg.magnitude_features
@@ -93,19 +104,53 @@ class KTheoryTransformer(HookedModel):
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.setup()
 
+    # ----- the task, read from the spec ---------------------------------------------------------------
+    @property
+    def seq_len(self) -> int:
+        return self.vocab.seq_len
+
+    @property
+    def max_count(self) -> int:
+        return self.vocab.max_count
+
+    @property
+    def bos(self) -> int:
+        return self.vocab.bos
+
+    @property
+    def pad(self) -> int:
+        return self.vocab.pad
+
+    @property
+    def primes(self) -> list[int]:
+        return list(self.spec.primes)
+
+    @property
+    def r_max(self) -> int:
+        return self.spec.r_max
+
+    @property
+    def e_max(self) -> int:
+        return self.spec.e_max
+
+    @property
+    def label_order(self) -> str:
+        return self.spec.label_order
+
     @classmethod
-    def create(cls, task_spec: dict[str, Any], **model_kwargs: Any) -> "KTheoryTransformer":
-        """Build a model whose vocabulary and context fit `task_spec` (seq_len, max_count, primes, ...)."""
-        src_vocab = max(max(task_spec["primes"]), task_spec["r_max"], task_spec["e_max"]) + 1
+    def create(cls, spec: KTheoryTaskSpec | dict[str, Any], **model_kwargs: Any) -> "KTheoryTransformer":
+        """Build a model whose vocabulary and context fit `spec` (a KTheoryTaskSpec or its dict)."""
+        spec = KTheoryTaskSpec.coerce(spec)
+        vocab = spec.vocab
         cfg = ModelConfig(
-            d_vocab=task_spec["max_count"] + 3,
-            d_vocab_out=task_spec["max_count"] + 1,
-            n_ctx=task_spec["seq_len"],
-            d_vocab_src=src_vocab,
+            d_vocab=vocab.tgt_vocab,
+            d_vocab_out=vocab.max_count + 1,
+            n_ctx=vocab.seq_len,
+            d_vocab_src=vocab.src_vocab,
             n_ctx_src=N_SRC,
             **model_kwargs,
         )
-        return cls(cfg, task_spec)
+        return cls(cfg, spec)
 
     def forward(self, tokens: Int[Tensor, "batch src_plus_pos"]) -> Float[Tensor, "batch pos d_vocab_out"]:
         """Packed tokens `[p, r, e, BOS, n_1, ..., n_{L-1}]` (or a shorter decoder prefix) -> logits."""
@@ -113,8 +158,10 @@ class KTheoryTransformer(HookedModel):
             raise ValueError(
                 f"tokens must have shape [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(tokens.shape)}"
             )
-        self.sync_norms()
         src, tgt = tokens[:, :N_SRC], tokens[:, N_SRC:]
+        check_token_ids(src, self.vocab.src_vocab, "source")
+        check_token_ids(tgt, self.vocab.tgt_vocab, "decoder", offset=N_SRC)
+        self.sync_norms()
         source = self.hook_src(
             self.ln_src(self.drop(self.hook_src_embed(self.src_embed(src)) + self.hook_src_pos_embed(self.src_pos_embed(src))))
         )
@@ -137,7 +184,7 @@ class KTheoryTransformer(HookedModel):
         p_arr, r_arr, e_arr = arrays
         if not len(p_arr) == len(r_arr) == len(e_arr):
             raise ValueError(f"p, r, e must have equal lengths, got {len(p_arr)}, {len(r_arr)}, {len(e_arr)}")
-        known = set(self.primes)
+        known = set(self.spec.primes)
         for i, (pi, ri, ei) in enumerate(zip(p_arr.tolist(), r_arr.tolist(), e_arr.tolist())):
             if not is_prime(pi):
                 raise ValueError(f"p={pi} (index {i}) is not prime")
@@ -164,16 +211,19 @@ class KTheoryTransformer(HookedModel):
         return counts.flip(-1) if isinstance(counts, Tensor) else np.asarray(counts)[..., ::-1]
 
     def pack(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> Int[Tensor, "batch src_plus_pos"]:
-        """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] (or [BOS, n_L, ..., n_2]) in one tensor."""
-        src = np.stack([p, r, e], axis=1)
-        counts = self.to_model_order(np.asarray(counts)[:, : self.seq_len])
-        dec = np.concatenate([np.full((len(p), 1), self.bos), counts[:, : self.seq_len - 1]], axis=1)
+        """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] (or [BOS, n_L, ..., n_2]) in one tensor,
+        encoded by the spec's vocabulary (ValueError on a value outside it)."""
+        src = self.vocab.encode(p, r, e)
+        counts = np.asarray(counts)[:, : self.seq_len]
+        if counts.shape[-1] < self.seq_len:  # a shorter label: the missing counts are 0
+            counts = np.pad(counts, ((0, 0), (0, self.seq_len - counts.shape[-1])))
+        dec = self.vocab.decoder_input(self.to_model_order(counts))
         return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
 
     @torch.no_grad()
     def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:
         """Greedy autoregressive decoding of all L counts, returned as [n_1, ..., n_L] in either label order."""
-        tokens = torch.cat([src, torch.full((len(src), 1), self.bos, device=src.device)], dim=1)
+        tokens = torch.cat([src, torch.full((len(src), 1), self.vocab.bos, device=src.device)], dim=1)
         for _ in range(self.seq_len):
             next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, next_tok], dim=1)
@@ -186,14 +236,11 @@ class KTheoryTransformer(HookedModel):
         was_training = self.training
         self.eval()
         src = torch.as_tensor(np.stack([p_arr, r_arr, e_arr], axis=1), device=self.device)
-        out = self.generate(src).cpu().numpy()
-        self.train(was_training)
-        result = []
-        for row in out.tolist():
-            while row and row[-1] == 0:
-                row.pop()
-            result.append(row)
-        return result
+        try:
+            out = self.generate(src).cpu().numpy()
+        finally:
+            self.train(was_training)
+        return [self.vocab.decode_counts(row) for row in out]
 
 
 def sequence_loss(logits: Float[Tensor, "batch pos vocab"], targets: Int[Tensor, "batch pos"]) -> Tensor:

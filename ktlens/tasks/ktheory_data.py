@@ -31,6 +31,7 @@ from ktlens.tasks.ktheory import (
     sequence_length,
     summand_count_table,
 )
+from ktlens.validation import FieldError, check_choice, check_int, check_keys, check_real
 
 __all__ = ["KTheoryGridSpec", "KTheoryVocab", "KTheoryDataset", "build_dataset", "SPLITS"]
 
@@ -55,7 +56,9 @@ class KTheoryGridSpec:
 
     def __post_init__(self):
         if self.primes is not None:
-            self.primes = [int(p) for p in self.primes]
+            if not isinstance(self.primes, (list, tuple)):
+                raise FieldError("primes", self.primes, "must be null or a list of primes")
+            self.primes = [check_int(f"primes[{i}]", q) for i, q in enumerate(self.primes)]
         self.validate()
 
     # ---- presets ---------------------------------------------------------------------------
@@ -85,50 +88,40 @@ class KTheoryGridSpec:
         return len(self.prime_list()) * self.r_max * self.e_max
 
     def validate(self) -> None:
-        """Raise ``ValueError`` on an inconsistent spec."""
-
-        def is_int(x):
-            return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
+        """Raise ``FieldError`` (a ``ValueError`` naming the field) on a mistyped or inconsistent spec."""
         for name in ("n_primes", "r_max", "e_max", "heldout_from", "n_heldout_primes", "seed"):
-            if not is_int(getattr(self, name)):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be an integer")
+            check_int(name, getattr(self, name), minimum=0)
         if self.primes is not None:
             if not self.primes:
-                raise ValueError("primes must be non-empty")
+                raise FieldError("primes", self.primes, "must be non-empty")
             bad = [p for p in self.primes if not is_prime(p)]
             if bad:
-                raise ValueError(f"primes contains a non-prime: {bad[0]}")
+                raise FieldError("primes", self.primes, f"contains a non-prime: {bad[0]}")
             if sorted(set(self.primes)) != self.primes:
-                raise ValueError(f"primes must be sorted and distinct, got {self.primes}")
+                raise FieldError("primes", self.primes, "must be sorted and distinct")
         elif self.n_primes < 1:
-            raise ValueError(f"n_primes={self.n_primes} must be >= 1")
-        if self.r_max < 1 or self.e_max < 1:
-            raise ValueError(f"r_max={self.r_max}, e_max={self.e_max} must be >= 1")
-        if self.split not in SPLITS:
-            raise ValueError(f"split={self.split!r} must be one of {SPLITS}")
-        if not 0.0 <= float(self.test_fraction) <= 1.0:
-            raise ValueError(f"test_fraction={self.test_fraction} must be in [0, 1]")
-        if self.heldout_prime_choice not in ("last", "random"):
-            raise ValueError(f"heldout_prime_choice={self.heldout_prime_choice!r}: 'last'|'random'")
+            raise FieldError("n_primes", self.n_primes, "must be >= 1")
+        check_int("r_max", self.r_max, minimum=1)
+        check_int("e_max", self.e_max, minimum=1)
+        check_choice("split", self.split, SPLITS)
+        check_real("test_fraction", self.test_fraction, 0.0, 1.0)
+        check_choice("heldout_prime_choice", self.heldout_prime_choice, ("last", "random"))
         n_p = len(self.primes) if self.primes is not None else self.n_primes
         if self.split == "heldout_primes" and not 1 <= self.n_heldout_primes < n_p:
-            raise ValueError(f"n_heldout_primes={self.n_heldout_primes} must be in 1..{n_p - 1}")
+            raise FieldError("n_heldout_primes", self.n_heldout_primes, f"must be in 1..{n_p - 1}")
         if self.split == "heldout_r" and not 2 <= self.heldout_from <= self.r_max:
-            raise ValueError(f"heldout_from={self.heldout_from} must be in 2..r_max={self.r_max}")
+            raise FieldError("heldout_from", self.heldout_from, f"must be in 2..r_max={self.r_max}")
         if self.split == "heldout_e" and not 2 <= self.heldout_from <= self.e_max:
-            raise ValueError(f"heldout_from={self.heldout_from} must be in 2..e_max={self.e_max}")
+            raise FieldError("heldout_from", self.heldout_from, f"must be in 2..e_max={self.e_max}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> KTheoryGridSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown KTheoryGridSpec fields: {sorted(unknown)}")
-        return cls(**d)
+    def from_dict(cls, d: dict, strict: bool = False) -> KTheoryGridSpec:
+        """Inverse of `to_dict`. Unknown fields are errors; with `strict` (checkpoints), so are missing ones."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        return cls(**check_keys(d, known, known if strict else (), what="KTheoryGridSpec fields"))
 
     def cache_key(self) -> str:
         """Short hash of the spec (and the file format version), used to name cache files."""

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys, check_real
+
 __all__ = [
     "VARIANTS",
     "DIGIT_ORDERS",
@@ -86,32 +88,29 @@ class RemaindersSpec:
     masked: tuple[int, ...] = field(default_factory=tuple)  # moduli with zero loss weight
 
     def __post_init__(self) -> None:
-        if isinstance(self.p, bool) or not isinstance(self.p, numbers.Integral):
-            raise ValueError(f"p must be an integer, got {self.p!r}")
-        self.p = int(self.p)
+        self.p = check_int("p", self.p)
         if self.p < 3:
-            raise ValueError(f"p must be a prime >= 3, got p={self.p}")
+            raise FieldError("p", self.p, "must be a prime >= 3")
         if not _is_prime(self.p):
-            raise ValueError(f"p must be prime, got p={self.p}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.digit_order not in DIGIT_ORDERS:
-            raise ValueError(f"digit_order must be one of {DIGIT_ORDERS}, got {self.digit_order!r}")
-        if self.digit_tokens not in DIGIT_TOKENS:
-            raise ValueError(f"digit_tokens must be one of {DIGIT_TOKENS}, got {self.digit_tokens!r}")
+            raise FieldError("p", self.p, "must be prime")
+        check_choice("variant", self.variant, VARIANTS)
+        check_choice("digit_order", self.digit_order, DIGIT_ORDERS)
+        check_choice("digit_tokens", self.digit_tokens, DIGIT_TOKENS)
         frac = self.train_frac
-        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0.0 < float(frac) < 1.0:
-            raise ValueError(f"train_frac must be a number in (0, 1), got train_frac={frac!r}")
-        self.train_frac = float(frac)
+        self.train_frac = check_real("train_frac", frac, 0.0, 1.0, low_open=True, high_open=True)
         n_train = round(self.train_frac * self.p**2)
         if not 1 <= n_train < self.p**2:
-            raise ValueError(f"train_frac={frac} leaves an empty train or test split for p={self.p}")
-        self.masked = tuple(sorted(int(q) for q in self.masked))
+            raise FieldError("train_frac", frac, f"leaves an empty train or test split for p={self.p}")
+        self.split_seed = check_int("split_seed", self.split_seed, minimum=0)
+        check_bool("shuffle_labels", self.shuffle_labels)
+        if not isinstance(self.masked, (list, tuple)):
+            raise FieldError("masked", self.masked, "must be a list of moduli")
+        self.masked = tuple(sorted(check_int("masked", q) for q in self.masked))
         unknown = [q for q in self.masked if q not in self.moduli]
         if unknown:
-            raise ValueError(f"masked moduli {unknown} are not tasks of this spec (moduli {self.moduli})")
+            raise FieldError("masked", list(self.masked), f"{unknown} are not tasks of this spec (moduli {self.moduli})")
         if len(self.masked) == len(self.moduli):
-            raise ValueError(f"masked={list(self.masked)} masks every task")
+            raise FieldError("masked", list(self.masked), "masks every task")
 
     # ----- derived ---------------------------------------------------------------------------------
     @property
@@ -152,8 +151,10 @@ class RemaindersSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RemaindersSpec":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "masked" else v) for k, v in data.items() if k in known})
+        """Inverse of `to_dict`: every field required (each changes the task or its split), none unknown;
+        a FieldError (a ValueError) names the offending field."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        return cls(**check_keys(data, known, known, what="RemaindersSpec fields"))
 
 
 def encode(spec: RemaindersSpec, n: np.ndarray) -> np.ndarray:

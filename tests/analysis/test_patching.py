@@ -6,7 +6,7 @@ import torch
 from ktlens.analysis.patching import patch_by_position, patch_hooks
 from ktlens.models import KTheoryTransformer
 
-SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 12}
+SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 8, "label_order": "ascending"}
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def model():
 def test_patch_by_position_matches_a_hand_written_patch(model):
     clean = model.make_batch(p=[2, 3, 5], r=[3, 2, 4], e=[4, 3, 2])
     corrupted = clean.clone()
-    corrupted[:, 3 + 1] = (corrupted[:, 3 + 1] + 1) % 12  # change the first label token
+    corrupted[:, 3 + 1] = (corrupted[:, 3 + 1] + 1) % (SPEC["max_count"] + 1)  # change the first label token
     answer = clean[:, 3 + 2]
 
     def metric(logits):  # logit of the clean next token at label position 1

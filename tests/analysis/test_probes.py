@@ -20,7 +20,7 @@ from ktlens.models import KTheoryTransformer
 
 torch.set_num_threads(1)
 
-SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 12}
+SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 8, "label_order": "ascending"}
 
 
 def kt_model():

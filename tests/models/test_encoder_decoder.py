@@ -9,7 +9,7 @@ from transformer_lens.utilities import get_act_name
 
 from ktlens.models import KTheoryTransformer
 
-SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 12}
+SPEC = {"primes": [2, 3, 5, 7], "r_max": 4, "e_max": 4, "seq_len": 4, "max_count": 8, "label_order": "ascending"}
 
 
 def make_model(normalization="post", n_layers=1):

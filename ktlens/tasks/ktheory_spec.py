@@ -1,0 +1,172 @@
+"""What a K-theory model must remember of its task: the domain, the vocabulary, the label length and order.
+
+A :class:`KTheoryTaskSpec` is the typed form of ``model.task_spec`` (the JSON dict stored in every
+K-theory checkpoint): the domain ``primes x 1..r_max x 1..e_max``, optionally the grid it was cut
+from (:class:`~ktlens.tasks.ktheory_data.KTheoryGridSpec`, which also records the train / test
+split), and the order in which the decoder writes the counts.
+
+The label length ``seq_len`` and the largest count ``max_count`` are functions of the domain
+(:func:`~ktlens.tasks.ktheory.sequence_length`, the maximum of
+:func:`~ktlens.tasks.ktheory.summand_count_table` over the domain): they are recomputed on
+construction, a stored value that disagrees is an error, and a missing one takes the recomputed
+value (which is what training used). ``label_order`` has no default: read the wrong way, a
+descending model predicts every answer reversed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ktlens.tasks.ktheory import is_prime, sequence_length, summand_count_table
+from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab
+from ktlens.validation import FieldError, check_choice, check_int, check_keys
+
+__all__ = ["LABEL_ORDERS", "KTheoryTaskSpec", "domain_max_count"]
+
+LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
+TASK = "ktheory"
+
+
+@lru_cache(maxsize=32)
+def _domain_max_count(primes: tuple[int, ...], r_max: int, e_max: int) -> int:
+    p, r, e = np.meshgrid(
+        np.asarray(primes, dtype=np.int64),
+        np.arange(1, r_max + 1, dtype=np.int64),
+        np.arange(1, e_max + 1, dtype=np.int64),
+        indexing="ij",
+    )
+    table = summand_count_table(p.ravel(), r.ravel(), e.ravel(), length=sequence_length(primes, r_max, e_max))
+    return int(table.max(initial=0))
+
+
+def domain_max_count(primes: list[int], r_max: int, e_max: int) -> int:
+    """Largest count n_i over ``primes x 1..r_max x 1..e_max`` (closed-form table; cached)."""
+    return _domain_max_count(tuple(int(q) for q in primes), int(r_max), int(e_max))
+
+
+@dataclass(frozen=True)
+class KTheoryTaskSpec:
+    """Domain, vocabulary, label length and label order of a K-theory model, checked on construction."""
+
+    primes: tuple[int, ...]  # the trained primes, ascending and distinct
+    r_max: int  # r ranges over 1..r_max
+    e_max: int  # e ranges over 1..e_max
+    label_order: str  # "ascending": the decoder writes n_1 first; "descending": n_L first
+    grid: KTheoryGridSpec | None = None  # the grid (and split) the domain was cut from, when known
+    seq_len: int | None = None  # label length L; derived from the domain (None: computed)
+    max_count: int | None = None  # largest count in the domain; derived (None: computed)
+
+    def __post_init__(self) -> None:
+        primes = self.primes
+        if not isinstance(primes, (list, tuple)) or not primes:
+            raise FieldError("primes", primes, "must be a non-empty list of primes")
+        primes = tuple(check_int(f"primes[{i}]", q) for i, q in enumerate(primes))
+        bad = [q for q in primes if not is_prime(q)]
+        if bad:
+            raise FieldError("primes", list(primes), f"contains a non-prime: {bad[0]}")
+        if sorted(set(primes)) != list(primes):
+            raise FieldError("primes", list(primes), "must be sorted and distinct")
+        object.__setattr__(self, "primes", primes)
+        object.__setattr__(self, "r_max", check_int("r_max", self.r_max, minimum=1))
+        object.__setattr__(self, "e_max", check_int("e_max", self.e_max, minimum=1))
+        check_choice("label_order", self.label_order, LABEL_ORDERS)
+        if self.grid is not None:
+            if not isinstance(self.grid, KTheoryGridSpec):
+                raise FieldError("grid", self.grid, "must be a KTheoryGridSpec or null")
+            for name, mine, theirs in (
+                ("primes", list(primes), self.grid.prime_list()),
+                ("r_max", self.r_max, self.grid.r_max),
+                ("e_max", self.e_max, self.grid.e_max),
+            ):
+                if mine != theirs:
+                    raise FieldError(f"grid.{name}", theirs, f"disagrees with the task's {name}={mine}")
+        for name, derived in (
+            ("seq_len", sequence_length(primes, self.r_max, self.e_max)),
+            ("max_count", domain_max_count(list(primes), self.r_max, self.e_max)),
+        ):
+            stored = getattr(self, name)
+            if stored is None:
+                object.__setattr__(self, name, derived)
+            elif check_int(name, stored) != derived:
+                raise FieldError(name, stored, f"disagrees with the domain, which gives {derived}")
+            else:
+                object.__setattr__(self, name, int(stored))
+
+    # ----- derived ---------------------------------------------------------------------------------
+    @property
+    def vocab(self) -> KTheoryVocab:
+        """Token ids of the source triple and the count sequence."""
+        return KTheoryVocab(src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len)
+
+    @property
+    def src_vocab(self) -> int:
+        """Source vocabulary size: the integers 0..max(max prime, r_max, e_max) are ids."""
+        return max(max(self.primes), self.r_max, self.e_max) + 1
+
+    @classmethod
+    def of_grid(cls, grid: KTheoryGridSpec, label_order: str) -> KTheoryTaskSpec:
+        """The spec of a model trained on `grid`."""
+        return cls(primes=tuple(grid.prime_list()), r_max=grid.r_max, e_max=grid.e_max, label_order=label_order, grid=grid)
+
+    # ----- JSON --------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``model.task_spec``); ``grid`` is left out when unknown."""
+        d: dict[str, Any] = {
+            "task": TASK,
+            "primes": list(self.primes),
+            "r_max": self.r_max,
+            "e_max": self.e_max,
+            "seq_len": self.seq_len,
+            "max_count": self.max_count,
+            "label_order": self.label_order,
+        }
+        if self.grid is not None:
+            d["grid"] = self.grid.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Any) -> KTheoryTaskSpec:
+        """Inverse of `to_dict`, or FieldError naming the field.
+
+        Required: ``primes``, ``r_max``, ``e_max``, ``label_order``, and every field of ``grid`` when
+        it is given. May be absent: ``task`` (always "ktheory"), ``seq_len`` and ``max_count``
+        (recomputed from the domain, as training computed them), ``grid`` (only the split is then
+        unknown; the domain and every answer are the same).
+        """
+        known = ("task", "primes", "r_max", "e_max", "seq_len", "max_count", "grid", "label_order")
+        data = check_keys(data, known, ("primes", "r_max", "e_max", "label_order"), what="task_spec fields")
+        if data.get("task", TASK) != TASK:
+            raise FieldError("task", data["task"], f"must be {TASK!r}")
+        grid = data.get("grid")
+        if grid is not None:
+            if not isinstance(grid, dict):
+                raise FieldError("grid", grid, "must be a JSON object of KTheoryGridSpec fields, or null")
+            try:
+                grid = KTheoryGridSpec.from_dict(grid, strict=True)
+            except FieldError as err:
+                raise err.within("grid") from None
+        primes = data["primes"]
+        if not isinstance(primes, (list, tuple)):
+            raise FieldError("primes", primes, "must be a non-empty list of primes")
+        for name in ("seq_len", "max_count"):
+            if name in data and data[name] is None:
+                raise FieldError(name, None, "must be an integer (or left out)")
+        return cls(
+            primes=tuple(primes),
+            r_max=data["r_max"],
+            e_max=data["e_max"],
+            label_order=data["label_order"],
+            grid=grid,
+            seq_len=data.get("seq_len"),
+            max_count=data.get("max_count"),
+        )
+
+    @classmethod
+    def coerce(cls, spec: KTheoryTaskSpec | dict[str, Any]) -> KTheoryTaskSpec:
+        """`spec` itself, or the spec of its JSON dict."""
+        return spec if isinstance(spec, KTheoryTaskSpec) else cls.from_dict(spec)
+
