@@ -96,7 +96,7 @@ _OPTIONAL_CONFIG_FIELDS = frozenset({"device", "positional_embedding_type", "n_k
 _TOP_LEVEL_FIELDS = ("format", "version", "model_type", "model_config", "task_spec")
 
 
-def _model_of_config(config_path: Path, device: str) -> HookedModel:
+def _model_of_config(config_path: Path, device: str, n_weights: int | None = None) -> HookedModel:
     """A freshly initialised model built from a checkpoint's config.json, every field checked: a
     ValueError names the file, the field (e.g. ``task_spec.label_order``) and the value."""
     import ktlens.models  # noqa: F401  (registers the model classes)
@@ -123,6 +123,10 @@ def _model_of_config(config_path: Path, device: str) -> HookedModel:
         try:
             check_keys(meta["model_config"], known, [k for k in known if k not in optional], what="ModelConfig fields")
             cfg = ModelConfig.from_dict({**meta["model_config"], "device": device})
+            # each size is one axis of some stored tensor: refuse absurd sizes before allocating them
+            for name in ("d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_layers"):
+                if n_weights is not None and getattr(cfg, name) > n_weights:
+                    raise FieldError(name, getattr(cfg, name), f"is larger than the {n_weights} weights stored beside it")
         except FieldError as err:
             raise err.within("model_config") from None
         try:
@@ -139,22 +143,58 @@ def _model_of_config(config_path: Path, device: str) -> HookedModel:
         raise ValueError(f"checkpoint config {config_path} is malformed: {err!r}") from None
 
 
+def _config_of(config_path: Path) -> ModelConfig:
+    """The (already validated) model config of a checkpoint, for error messages."""
+    return ModelConfig.from_dict(_read_json(config_path)["model_config"])
+
+
+_SIZE_FIELDS = ("d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "digit_base")
+
+
+def _fields_for_shape(cfg: ModelConfig, stored: tuple[int, ...], wanted: tuple[int, ...]) -> str:
+    """The model_config fields whose values size the axes where the config disagrees with the weights."""
+    dims = {w for s, w in zip(stored, wanted) if s != w} if len(stored) == len(wanted) else set(wanted)
+    names = [f"model_config.{f}={getattr(cfg, f)!r}" for f in _SIZE_FIELDS if getattr(cfg, f) in dims]
+    return ", ".join(names) or "the model_config sizes"
+
+
+def _fields_for_keys(cfg: ModelConfig, keys: list[str]) -> str:
+    """The model_config fields that decide which of `keys` a model has."""
+    names = []
+    if any(k.startswith("blocks.") for k in keys):
+        names.append(f"model_config.n_layers={cfg.n_layers!r}")
+    if any("ln" in k for k in keys):
+        names.append(f"model_config.normalization={cfg.normalization!r}")
+    if any("W_digits" in k for k in keys):
+        names.append(f"model_config.digit_base={cfg.digit_base!r}")
+    if any("W_magnitude" in k for k in keys):
+        names.append(f"model_config.magnitude_features={cfg.magnitude_features!r}")
+    return ", ".join(dict.fromkeys(names)) or "model_type and model_config"
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu") -> HookedModel:
     """Load a model from a checkpoint folder, or raise ValueError saying what is wrong with it."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"checkpoint folder {path} does not exist")
-    model = _model_of_config(path / "config.json", device)
     state = _read_tensors(path / "model.safetensors")
+    model = _model_of_config(path / "config.json", device, n_weights=sum(t.numel() for t in state.values()))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
+    config = path / "config.json"
     if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        suspects = _fields_for_keys(_config_of(path / "config.json"), missing + unexpected)
+        raise ValueError(
+            f"checkpoint {path} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"; check {config}: {suspects}"
+        )
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
+            suspects = _fields_for_shape(_config_of(path / "config.json"), tuple(tensor.shape), tuple(expected[name].shape))
             raise ValueError(
-                f"checkpoint {path}: {name} has shape {tuple(tensor.shape)}, config expects {tuple(expected[name].shape)}"
+                f"checkpoint {path}: {name} has shape {tuple(tensor.shape)}, config expects "
+                f"{tuple(expected[name].shape)}; check {config}: {suspects}"
             )
         if not torch.isfinite(tensor).all():
             raise ValueError(f"checkpoint {path}: {name} contains NaN or inf")

@@ -27,17 +27,19 @@ MISSING: Any = _Missing()  # the value of a field absent from its dict
 class FieldError(ValueError):
     """A field of a config or spec is missing, mistyped, out of range or inconsistent."""
 
-    def __init__(self, field: str, value: Any, why: str):
-        self.field, self.value, self.why = field, value, why
-        if value is MISSING:
-            text = f"{field} is missing: {why}"
-        else:
-            text = f"{field}={value!r}: {why}"
+    def __init__(self, field: str, value: Any, why: str, related: tuple[str, ...] = ()):
+        self.field, self.value, self.why, self.related = field, value, why, tuple(related)
+        shown = repr(value)
+        if len(shown) > 200:
+            shown = shown[:200] + "..."
+        text = f"{field} is missing: {why}" if value is MISSING else f"{field}={shown}: {why}"
+        if self.related:
+            text += f" (fields: {', '.join((field, *self.related))})"
         super().__init__(text)
 
     def within(self, section: str) -> FieldError:
-        """The same error with the field named inside `section` (``section.field``)."""
-        return FieldError(f"{section}.{self.field}", self.value, self.why)
+        """The same error with the field (and the related fields) named inside `section` (``section.field``)."""
+        return FieldError(f"{section}.{self.field}", self.value, self.why, tuple(f"{section}.{r}" for r in self.related))
 
 
 def is_int(value: Any) -> bool:

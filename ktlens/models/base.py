@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 
 from ktlens.models.config import ModelConfig
+from ktlens.validation import FieldError
 
 MODEL_TYPES: dict[str, type["HookedModel"]] = {}
 
@@ -28,6 +29,7 @@ class HookedModel(HookedRootModule):
     spec_type: ClassVar[Any] = None  # the task's typed spec class (with from_dict / to_dict)
     # ModelConfig fields the model requires at their defaults: a checkpoint may leave them out
     optional_config_fields: ClassVar[frozenset[str]] = frozenset()
+    extra_fields: ClassVar[frozenset[str]] = frozenset()  # the keys of `cfg.extra` the model reads
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -36,6 +38,9 @@ class HookedModel(HookedRootModule):
 
     def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
         super().__init__()
+        unknown = sorted(set(cfg.extra) - self.extra_fields)
+        if unknown:
+            raise FieldError("extra", cfg.extra, f"holds settings {unknown} this model does not read")
         self.cfg = cfg
         self.task_spec = task_spec  # the JSON form of the typed `spec` that subclasses set
 

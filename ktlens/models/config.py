@@ -64,7 +64,7 @@ class ModelConfig:
         if not isinstance(self.extra, dict):
             raise FieldError("extra", self.extra, "must be a dict")
         if self.d_model % self.n_heads:
-            raise FieldError("d_model", self.d_model, f"is not divisible by n_heads={self.n_heads}")
+            raise FieldError("d_model", self.d_model, f"is not divisible by n_heads={self.n_heads}", ("n_heads",))
         if check_int("d_head", self.d_head, minimum=0) == 0:
             self.d_head = self.d_model // self.n_heads
         if self.n_key_value_heads is not None and check_int("n_key_value_heads", self.n_key_value_heads) != self.n_heads:

@@ -37,6 +37,7 @@ __all__ = ["KTheoryGridSpec", "KTheoryVocab", "KTheoryDataset", "build_dataset",
 
 SPLITS = ("random", "heldout_r", "heldout_e", "heldout_primes")
 FORMAT_VERSION = 1
+MAX_N_PRIMES = 100_000  # bounds the work of listing the grid's primes
 
 
 @dataclass
@@ -99,8 +100,8 @@ class KTheoryGridSpec:
                 raise FieldError("primes", self.primes, f"contains a non-prime: {bad[0]}")
             if sorted(set(self.primes)) != self.primes:
                 raise FieldError("primes", self.primes, "must be sorted and distinct")
-        elif self.n_primes < 1:
-            raise FieldError("n_primes", self.n_primes, "must be >= 1")
+        elif not 1 <= self.n_primes <= MAX_N_PRIMES:
+            raise FieldError("n_primes", self.n_primes, f"must be in 1..{MAX_N_PRIMES}")
         check_int("r_max", self.r_max, minimum=1)
         check_int("e_max", self.e_max, minimum=1)
         check_choice("split", self.split, SPLITS)

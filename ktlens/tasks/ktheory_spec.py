@@ -28,6 +28,7 @@ from ktlens.validation import FieldError, check_choice, check_int, check_keys
 __all__ = ["LABEL_ORDERS", "KTheoryTaskSpec", "domain_max_count"]
 
 LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
+MAX_DOMAIN = 10**7  # triples: five times the reference grid; bounds the work of deriving max_count
 TASK = "ktheory"
 
 
@@ -74,16 +75,23 @@ class KTheoryTaskSpec:
         object.__setattr__(self, "r_max", check_int("r_max", self.r_max, minimum=1))
         object.__setattr__(self, "e_max", check_int("e_max", self.e_max, minimum=1))
         check_choice("label_order", self.label_order, LABEL_ORDERS)
+        size = len(primes) * self.r_max * self.e_max
+        if size > MAX_DOMAIN:
+            name = "r_max" if self.r_max >= self.e_max else "e_max"
+            raise FieldError(name, getattr(self, name), f"makes a domain of {size} triples (at most {MAX_DOMAIN})")
         if self.grid is not None:
             if not isinstance(self.grid, KTheoryGridSpec):
                 raise FieldError("grid", self.grid, "must be a KTheoryGridSpec or null")
-            for name, mine, theirs in (
-                ("primes", list(primes), self.grid.prime_list()),
-                ("r_max", self.r_max, self.grid.r_max),
-                ("e_max", self.e_max, self.grid.e_max),
+            grid_primes = "primes" if self.grid.primes is not None else "n_primes"
+            for name, grid_name, mine, theirs in (
+                ("primes", grid_primes, list(primes), self.grid.prime_list()),
+                ("r_max", "r_max", self.r_max, self.grid.r_max),
+                ("e_max", "e_max", self.e_max, self.grid.e_max),
             ):
                 if mine != theirs:
-                    raise FieldError(f"grid.{name}", theirs, f"disagrees with the task's {name}={mine}")
+                    raise FieldError(
+                        f"grid.{grid_name}", getattr(self.grid, grid_name), f"disagrees with the task's {name}", (name,)
+                    )
         for name, derived in (
             ("seq_len", sequence_length(primes, self.r_max, self.e_max)),
             ("max_count", domain_max_count(list(primes), self.r_max, self.e_max)),
