@@ -76,3 +76,7 @@ class PresetRun:
     @property
     def history(self) -> list[dict[str, float]]:
         return self.result.history
+
+    @property
+    def seconds(self) -> float:
+        return self.result.seconds
