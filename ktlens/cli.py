@@ -1,17 +1,24 @@
-"""The `ktlens` command. Each subcommand lives in `ktlens/commands/<name>.py` with a `register` function."""
+"""The `ktlens` command. Each subcommand lives in `ktlens/commands/<name>.py` with a `register` function.
+
+Command modules import torch and other heavy modules only inside their `run`, so `ktlens --help`,
+`ktlens --version` and `ktlens kgroup` start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+import ktlens
+from ktlens import __version__
 from ktlens.commands import demo, kgroup, miiii_figures, predict, probe, train
 
 COMMANDS = [demo, kgroup, train, predict, miiii_figures, probe]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ktlens", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ktlens", description=ktlens.__doc__)
+    parser.add_argument("--version", action="version", version=f"ktlens {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(sub)

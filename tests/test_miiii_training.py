@@ -1,5 +1,4 @@
-import argparse
-import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -8,21 +7,22 @@ import torch
 
 from ktlens.checkpoint import load_checkpoint
 from ktlens.experiments import miiii
-from ktlens.train import GrokfastEMA, TrainConfig, train
+from ktlens.experiments.overrides import apply_overrides
+from ktlens.train import GrokfastEMA, train
 
 
-def tiny_preset(**task):
-    preset = miiii.get_preset("tiny")
-    preset["task"].update(task)
-    return preset
+def tiny_preset(*overrides, **task):
+    """The tiny preset with ``section.key=value`` overrides and task fields applied."""
+    preset = apply_overrides(miiii.get_preset("tiny"), list(overrides))
+    return dataclasses.replace(preset, task=dataclasses.replace(preset.task, **task))
 
 
 def test_presets_are_well_formed():
     assert {"small", "paper", "tiny", "addition", "shuffled"} <= set(miiii.PRESETS)
     paper = miiii.get_preset("paper")
-    assert paper["task"]["p"] == 113 and paper["model"]["d_model"] == 256 and paper["model"]["d_mlp"] == 1024
-    assert paper["train"]["lr"] == 3e-4 and paper["train"]["weight_decay"] == pytest.approx(1 / 3)
-    assert paper["train"]["grokfast_alpha"] == 0.98 and paper["train"]["grokfast_lambda"] == 0.5
+    assert paper.task.p == 113 and paper.model["d_model"] == 256 and paper.model["d_mlp"] == 1024
+    assert paper.train.lr == 3e-4 and paper.train.weight_decay == pytest.approx(1 / 3)
+    assert paper.train.grokfast_alpha == 0.98 and paper.train.grokfast_lambda == 0.5
     spec, data, model, cfg = miiii.build(paper)
     assert len(model.moduli) == 29 and cfg.batch_size is None
     with pytest.raises(ValueError, match="'nope'"):
@@ -32,8 +32,8 @@ def test_presets_are_well_formed():
 def test_with_overrides_parses_json_and_copies():
     base = miiii.get_preset("small")
     out = miiii.with_overrides(base, ["train.lr=7e-4", "task.masked=[2,3]", "task.digit_tokens=separate"])
-    assert out["train"]["lr"] == 7e-4 and out["task"]["masked"] == [2, 3] and out["task"]["digit_tokens"] == "separate"
-    assert base["train"]["lr"] != 7e-4 and "masked" not in base["task"]  # the input is left as it was
+    assert out.train.lr == 7e-4 and out.task.masked == (2, 3) and out.task.digit_tokens == "separate"
+    assert base.train.lr != 7e-4 and base.task.masked == ()  # the input is left as it was
     with pytest.raises(ValueError, match="'optim'"):
         miiii.with_overrides(base, ["optim.lr=1"])
     with pytest.raises(ValueError, match="'train.lr'"):
@@ -60,8 +60,7 @@ def _plain_steps(preset, n_steps, with_filter):
 
 
 def test_grokfast_lambda_zero_is_plain_training():
-    preset = tiny_preset()
-    preset["model"]["dropout"] = 0.1
+    preset = tiny_preset("model.dropout=0.1")
     a = _plain_steps(preset, 6, with_filter=True)
     b = _plain_steps(preset, 6, with_filter=False)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -69,12 +68,10 @@ def test_grokfast_lambda_zero_is_plain_training():
     # and through the training loop: lambda = 0 leaves the run identical to one without the filter
     runs = []
     for lam in (0.0, 0.0):
-        p = tiny_preset()
-        p["train"].update(steps=5, grokfast_lambda=lam, eval_every=5, stop_metric=None)
+        p = tiny_preset("train.steps=5", f"train.grokfast_lambda={lam}", "train.eval_every=5", "train.stop_metric=null")
         _, data, model, cfg = miiii.build(p)
         runs.append(train(model, data, cfg, progress=False).model)
-    p = tiny_preset()
-    p["train"].update(steps=5, grokfast_lambda=2.0, eval_every=5, stop_metric=None)
+    p = tiny_preset("train.steps=5", "train.grokfast_lambda=2.0", "train.eval_every=5", "train.stop_metric=null")
     _, data, model, cfg = miiii.build(p)
     with_filter = train(model, data, cfg, progress=False).model
     assert all(torch.equal(x, y) for x, y in zip(runs[0].parameters(), runs[1].parameters()))
@@ -83,8 +80,7 @@ def test_grokfast_lambda_zero_is_plain_training():
 
 def test_tiny_p_learns_every_task_on_its_training_split():
     # p = 11: tasks q = 2, 3, 5, 7, each with its own unembedding and class mask
-    preset = tiny_preset(train_frac=0.7)
-    preset["train"].update(steps=600, eval_every=200, stop_metric=None)
+    preset = tiny_preset("train.steps=600", "train.eval_every=200", "train.stop_metric=null", train_frac=0.7)
     _, data, model, cfg = miiii.build(preset)
     before = data.evaluate(model)
     final = train(model, data, cfg, progress=False).final
@@ -97,8 +93,7 @@ def test_tiny_p_learns_every_task_on_its_training_split():
 
 
 def test_shuffled_labels_do_not_generalize():
-    preset = tiny_preset(shuffle_labels=True, train_frac=0.7)
-    preset["train"].update(steps=400, eval_every=100, stop_metric=None)
+    preset = tiny_preset("train.steps=400", "train.eval_every=100", "train.stop_metric=null", shuffle_labels=True, train_frac=0.7)
     _, data, model, cfg = miiii.build(preset)
     result = train(model, data, cfg, progress=False)
     final = result.final
@@ -108,14 +103,13 @@ def test_shuffled_labels_do_not_generalize():
 
 
 def test_train_preset_writes_model_metrics_and_snapshots(tmp_path):
-    preset = tiny_preset()
-    preset["train"].update(steps=60, eval_every=20)
-    preset["snapshot_every"] = 40
+    preset = tiny_preset("train.steps=60", "train.eval_every=20", "snapshot_every=40")
     out = tmp_path / "run"
     result = miiii.train_preset(preset, out, progress=False)
     assert result.step == 60
     metrics = json.loads((out / "model" / "metrics.json").read_text())
-    assert metrics == json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads((out / "metrics.json").read_text()) == result.metrics
+    assert metrics["preset"] == "custom" and miiii.MiiiiPreset.from_dict(metrics["preset_config"]) == preset
     assert [r["step"] for r in metrics["history"]] == [20, 40, 60]
     for q in (2, 3, 5, 7):
         assert f"test_acc_q{q}" in metrics["history"][0] and f"train_acc_q{q}" in metrics["history"][0]
@@ -124,36 +118,3 @@ def test_train_preset_writes_model_metrics_and_snapshots(tmp_path):
     assert {p.name for p in (out / "model").iterdir()} == {"config.json", "model.safetensors", "metrics.json"}
     model = load_checkpoint(out / "model")
     assert torch.equal(model.unembed.W_U, result.model.unembed.W_U)
-
-
-def test_figures_command_writes_offline_html(tmp_path):
-    preset = tiny_preset()
-    preset["train"].update(steps=40, eval_every=20)
-    preset["snapshot_every"] = 20
-    miiii.train_preset(preset, tmp_path / "run", progress=False)
-    from ktlens.commands import miiii_figures
-
-    parser = argparse.ArgumentParser()
-    miiii_figures.register(parser.add_subparsers())
-    args = parser.parse_args(["miiii-figures", "--model", str(tmp_path / "run" / "model"), "--out", str(tmp_path / "figs")])
-    assert args.run(args) == 0
-    names = {p.name for p in (tmp_path / "figs").iterdir()}
-    assert {"training_curves.html", "embedding_fourier.html", "neuron_grids.html", "key_frequency_timeline.html", "polar.html", "task_spectra.html"} <= names
-    html = (tmp_path / "figs" / "embedding_fourier.html").read_text()
-    assert "cdn.plot.ly" not in html and "plotly.js" in html.lower() or len(html) > 1_000_000
-
-
-def test_train_command_applies_overrides(tmp_path, capsys):
-    from ktlens.cli import main
-
-    out = tmp_path / "run"
-    argv = ["train", "miiii", "--preset", "tiny", "--steps", "20", "--quiet", "--out", str(out)]
-    assert main(argv + ["--set", "train.lr=1e-3", "train.eval_every=10", "model.d_mlp=32"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["preset_config"]["train"]["lr"] == 1e-3
-    assert metrics["preset_config"]["model"]["d_mlp"] == 32
-    assert load_checkpoint(out / "model").cfg.d_mlp == 32
-    assert main(["train", "ktheory", "--set", "train.lr=1e-3", "--out", str(tmp_path / "k")]) == 2
-    assert "miiii presets only" in capsys.readouterr().err
-    assert main(argv + ["--set", "nosuch.lr=1"]) == 2
-    assert "unknown section 'nosuch'" in capsys.readouterr().err

@@ -6,12 +6,13 @@ import math
 import pytest
 import torch
 
-from ktlens.experiments.ktheory import PRESETS, KTheoryTrainData, build_preset
+from ktlens.experiments.ktheory import KTheoryTrainData, build_preset, get_preset
+from ktlens.experiments.overrides import apply_overrides
 from ktlens.train import TrainConfig, TrainingDiverged, _batch_indices, train
 
 
-def tiny(steps=None, preset_name="tiny", **train_overrides):
-    preset, dataset, model = build_preset(preset_name)
+def tiny(steps=None, preset="tiny", **train_overrides):
+    preset, dataset, model = build_preset(preset)
     cfg = dataclasses.replace(preset.train, **train_overrides)
     if steps is not None:
         cfg = dataclasses.replace(cfg, steps=steps)
@@ -36,11 +37,7 @@ def test_tiny_model_learns_tiny_grid():
 
 
 def test_descending_label_order_learns_and_predicts_in_natural_order():
-    PRESETS["tiny-descending"] = dataclasses.replace(PRESETS["tiny"], label_order="descending")
-    try:
-        model, data, cfg = tiny(preset_name="tiny-descending")
-    finally:
-        del PRESETS["tiny-descending"]
+    model, data, cfg = tiny(preset=apply_overrides(get_preset("tiny"), ["label_order=descending"]))
     ds = data.dataset
     assert model.task_spec["label_order"] == "descending"
     # decoder input is [BOS, n_L, ..., n_2]; training targets are [n_L, ..., n_1]

@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from ktlens.checkpoint import load_pretrained, pretrained_names
-from ktlens.tasks.ktheory import group_string
-from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the default dataset, print its summary, check the shipped model on it")
-    p.add_argument("--model", default="ktheory-small", help="shipped model name or checkpoint folder")
+    p.add_argument("--model", default="ktheory-small", help="shipped model name, checkpoint folder or run folder")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ktlens.checkpoint import load_pretrained, pretrained_names
+    from ktlens.commands.common import resolve_model
+    from ktlens.tasks.ktheory import group_string
+    from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
+
     dataset = build_dataset(KTheoryGridSpec.small())
     print(dataset.summary())
     if args.model not in pretrained_names() and args.model == "ktheory-small":
         print("no shipped ktheory-small model in this install; train one with `ktlens train ktheory --preset small`")
         return 0
-    model = load_pretrained(args.model)
+    model = load_pretrained(resolve_model(args.model))
     spec = model.task_spec["grid"]
     print(f"\nmodel {args.model}: trained on {spec['n_primes']} primes, r <= {spec['r_max']}, e <= {spec['e_max']}")
     grid = build_dataset(KTheoryGridSpec.from_dict(spec))

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-
-from ktlens.tasks.ktheory import group_string, log_p_order, summand_counts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ktlens.tasks.ktheory import group_string, log_p_order, summand_counts
+
     group = group_string(args.p, args.r, args.e, args.f)
     counts = summand_counts(args.p, args.r, args.e, args.f)
     if args.json:

@@ -8,20 +8,21 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("miiii-figures", help="write the Fourier-analysis figures of a MIIII model as offline HTML")
-    p.add_argument("--model", required=True, help="checkpoint folder (e.g. runs/miiii-small/model) or shipped model name")
+    p.add_argument("--model", required=True, help="run folder (e.g. runs/miiii-small), checkpoint folder or shipped model name")
     p.add_argument("--out", default="figures/miiii", help="output folder")
     p.add_argument("--snapshots", default=None, help="folder of step_NNNNNN checkpoints for the key-frequency timeline")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ktlens.checkpoint import PRETRAINED_DIR, load_pretrained
+    from ktlens.checkpoint import load_checkpoint
+    from ktlens.commands.common import resolve_model
     from ktlens.viz.miiii_figures import write_figures
 
-    model = load_pretrained(args.model)
+    model_dir = resolve_model(args.model)
+    model = load_checkpoint(model_dir)
     if model.model_type != "miiii":
         raise ValueError(f"{args.model!r} is a {model.model_type!r} model, not a miiii model")
-    model_dir = PRETRAINED_DIR / args.model if (PRETRAINED_DIR / str(args.model) / "config.json").is_file() else Path(args.model)
     snapshots = None
     if args.snapshots:
         folder = Path(args.snapshots)

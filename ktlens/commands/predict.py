@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-
-from ktlens.checkpoint import load_pretrained
-from ktlens.tasks.ktheory import summand_counts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +10,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("p", type=int)
     p.add_argument("r", type=int)
     p.add_argument("e", type=int)
-    p.add_argument("--model", default="ktheory-small", help="shipped model name or checkpoint folder")
+    p.add_argument("--model", default="ktheory-small", help="shipped model name, checkpoint folder or run folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_pretrained(args.model)
+    import json
+
+    from ktlens.checkpoint import load_pretrained
+    from ktlens.commands.common import resolve_model
+    from ktlens.tasks.ktheory import summand_counts
+
+    model = load_pretrained(resolve_model(args.model))
     if model.model_type != "ktheory":
         raise ValueError(f"--model {args.model!r} is a {model.model_type!r} model, not a K-theory model")
     predicted = model.predict(p=[args.p], r=[args.r], e=[args.e])[0]

@@ -47,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from ktlens.analysis.probe_targets import default_hooks, probe_data
     from ktlens.analysis.probes import results_table, run_probes
     from ktlens.checkpoint import load_pretrained
+    from ktlens.commands.common import resolve_model
 
     torch.set_num_threads(max(1, args.threads))
     positions = parse_positions(args.positions)
-    model = load_pretrained(args.model)
+    model = load_pretrained(resolve_model(args.model))
     data = probe_data(model, n_max=args.n_max, seed=args.seed)
     if args.targets:
         data = data.select(args.targets)

@@ -1,12 +1,9 @@
-"""`ktlens train STUDY --preset NAME`: train a preset of a study with progress, checkpoints and resume."""
+"""`ktlens train STUDY --preset NAME [--set section.key=value ...]`: train a preset of a study with progress,
+checkpoints and resume."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
-
-import torch
 
 STUDIES = {"ktheory": "ktlens.experiments.ktheory", "miiii": "ktlens.experiments.miiii"}
 
@@ -18,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/STUDY-PRESET)")
     p.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     p.add_argument("--seed", type=int, default=None, help="override the preset's seed")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="miiii only: override preset entries, e.g. train.lr=3e-3")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override preset entries (JSON values), e.g. train.lr=3e-3 model.n_layers=2")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -26,22 +24,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib
+    import json
+
+    import torch
+
+    from ktlens.experiments.overrides import apply_overrides
+
     study = importlib.import_module(STUDIES[args.study])
     if args.list:
-        for name in study.PRESETS:
-            print(name)
+        for name, preset in study.PRESETS.items():
+            print(f"{name:14s} {preset.description}")
         return 0
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    preset = args.preset
-    if args.set:
-        if args.study != "miiii":
-            raise ValueError(f"--set is supported for miiii presets only, not {args.study!r} (see benchmarks/ktheory_sweep.py)")
-        preset = study.with_overrides(study.get_preset(args.preset), args.set)
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    preset = apply_overrides(study.get_preset(args.preset), args.set)
     out = args.out or f"runs/{args.study}-{args.preset}"
-    result = study.train_preset(preset, out, steps=args.steps, seed=args.seed, progress=not args.quiet)
+    label = " ".join([args.preset, *args.set])
+    result = study.train_preset(preset, out, steps=args.steps, seed=args.seed, progress=not args.quiet, name=label)
     print(json.dumps(result.final, indent=1))
     print(f"model written to {out}/model")
     return 0

@@ -2,39 +2,75 @@
 
 `train_preset("small", "runs/ktheory-small")` builds the grid, trains with progress and checkpoints
 (resuming if the folder holds an interrupted run), evaluates autoregressive exact match on the whole
-domain and writes the final model to `runs/ktheory-small/model`.
+domain and writes the final model to `runs/ktheory-small/model`. A variant of a preset is
+`apply_overrides(get_preset("small"), ["train.lr=3e-3", "model.n_layers=2"])` (see `overrides.py`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ktlens.checkpoint import save_checkpoint
+from ktlens.experiments.presets import TASK_DERIVED, PresetRun, check_model_settings, check_train_config, model_setting_types
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 from ktlens.tasks.ktheory_data import KTheoryDataset, KTheoryGridSpec, build_dataset
-from ktlens.tasks.ktheory_spec import KTheoryTaskSpec
-from ktlens.train import TrainConfig, TrainResult, train
+from ktlens.tasks.ktheory_spec import LABEL_ORDERS, KTheoryTaskSpec
+from ktlens.train import TrainConfig, train
+
+MODEL_NOT_SETTINGS = TASK_DERIVED + ("seed",)  # the model is initialised with the training seed
 
 
 @dataclass
 class KTheoryPreset:
+    """A K-theory training setting; every section is validated on construction."""
+
     grid: KTheoryGridSpec  # which (p, r, e) and how they are split
-    model: dict[str, Any]  # ModelConfig fields other than the vocabulary sizes
+    model: dict[str, Any]  # ModelConfig fields other than the vocabulary sizes, context and seed
     train: TrainConfig
     description: str = ""
     label_order: str = "ascending"  # decoder writes n_1 first ("ascending") or n_L first ("descending")
 
+    def __post_init__(self) -> None:
+        if isinstance(self.grid, dict):
+            self.grid = KTheoryGridSpec.from_dict(self.grid)
+        if not isinstance(self.grid, KTheoryGridSpec):
+            raise ValueError(f"KTheoryPreset.grid must be a KTheoryGridSpec, got {self.grid!r}")
+        self.model = check_model_settings(self.model, "KTheoryPreset", exclude=MODEL_NOT_SETTINGS)
+        self.train = check_train_config(self.train, "KTheoryPreset")
+        if not isinstance(self.description, str):
+            raise ValueError(f"KTheoryPreset.description must be a string, got {self.description!r}")
+        if self.label_order not in LABEL_ORDERS:
+            raise ValueError(f"KTheoryPreset.label_order must be one of {LABEL_ORDERS}, got {self.label_order!r}")
 
-PRESETS: dict[str, KTheoryPreset] = {
+    @staticmethod
+    def section_keys(section: str) -> dict[str, Any] | None:
+        """Keys (and types) of a dict section, for `apply_overrides`."""
+        return model_setting_types(MODEL_NOT_SETTINGS) if section == "model" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "KTheoryPreset":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown KTheoryPreset fields {unknown} (known: {sorted(known)})")
+        return cls(**copy.deepcopy(dict(data)))
+
+
+_PRESETS: dict[str, KTheoryPreset] = {
     "tiny": KTheoryPreset(
         grid=KTheoryGridSpec(n_primes=4, r_max=4, e_max=4, split="random", test_fraction=0.2, seed=0),
         model=dict(d_model=64, n_heads=4, d_mlp=256, normalization="post", dropout=0.0),
@@ -65,6 +101,15 @@ PRESETS: dict[str, KTheoryPreset] = {
         description="the public reference's grid and architecture (GPU-sized)",
     ),
 }
+
+PRESETS: Mapping[str, KTheoryPreset] = MappingProxyType(_PRESETS)  # read-only; use get_preset for a copy
+
+
+def get_preset(name: str) -> KTheoryPreset:
+    """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown K-theory preset {name!r}; known: {sorted(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
 
 
 def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
@@ -131,10 +176,22 @@ def sequence_metrics(
     return out
 
 
-def build_preset(name: str, seed: int | None = None) -> tuple[KTheoryPreset, KTheoryDataset, KTheoryTransformer]:
-    if name not in PRESETS:
-        raise ValueError(f"unknown K-theory preset {name!r}; known: {sorted(PRESETS)}")
-    preset = PRESETS[name]
+def resolve_preset(preset: str | KTheoryPreset | Mapping[str, Any]) -> KTheoryPreset:
+    """A copy of a preset given by name, as a KTheoryPreset, or as its dict."""
+    if isinstance(preset, str):
+        return get_preset(preset)
+    if isinstance(preset, KTheoryPreset):
+        return copy.deepcopy(preset)
+    if isinstance(preset, Mapping):
+        return KTheoryPreset.from_dict(preset)
+    raise ValueError(f"a K-theory preset is a name, a KTheoryPreset or its dict, got {type(preset).__name__}")
+
+
+def build_preset(
+    preset: str | KTheoryPreset, seed: int | None = None
+) -> tuple[KTheoryPreset, KTheoryDataset, KTheoryTransformer]:
+    """The preset (with `seed` applied), its dataset and a freshly initialised model."""
+    preset = resolve_preset(preset)
     if seed is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=seed))
     dataset = build_dataset(preset.grid)
@@ -143,26 +200,35 @@ def build_preset(name: str, seed: int | None = None) -> tuple[KTheoryPreset, KTh
 
 
 def train_preset(
-    name: str, out: str | Path, steps: int | None = None, seed: int | None = None, progress: bool = True
-) -> TrainResult:
-    """Train a preset into `out` (resumable), then write `out/model` with full-domain metrics."""
-    preset, dataset, model = build_preset(name, seed)
+    preset: str | KTheoryPreset,
+    out: str | Path,
+    steps: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    name: str | None = None,
+) -> PresetRun:
+    """Train a preset (a name or a KTheoryPreset) into `out` (resumable), then write `out/model` with
+    full-domain metrics; returns the training result with those metrics. `name` labels the run in the
+    metrics (default: the preset's name, or "custom")."""
+    label = name or (preset if isinstance(preset, str) else "custom")
+    preset, dataset, model = build_preset(preset, seed)
     cfg = preset.train if steps is None else dataclasses.replace(preset.train, steps=steps)
     data = KTheoryTrainData(dataset, model)
     t0 = time.perf_counter()
     result = train(model, data, cfg, run_dir=out, progress=progress)
     metrics = {
-        "preset": name,
+        "preset": label,
         "train_seconds_this_call": round(time.perf_counter() - t0, 1),
         "steps": result.step,
         "final_eval": result.final,
         "domain": domain_metrics(model, data),
         "summary": dataset.summary(),
+        "preset_config": dataclasses.replace(preset, train=cfg).to_dict(),
     }
     path = save_checkpoint(Path(out) / "model", model)
     (path / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     (path / "history.json").write_text(json.dumps(result.history) + "\n")
-    return result
+    return PresetRun(result=result, metrics=json.loads(json.dumps(metrics)), out=Path(out))
 
 
 def domain_metrics(model: KTheoryTransformer, data: KTheoryTrainData) -> dict[str, dict[str, float]]:

@@ -12,7 +12,8 @@ grokfast EMA filter) and writes
 record per evaluation with per-task train/test accuracy ``train_acc_q{q}`` / ``test_acc_q{q}``) and
 ``fourier_timeline`` (embedding frequency norms and key frequencies at every snapshot).
 
-Presets (see ``PRESETS``; ``docs/results/miiii_experiments.md`` logs how ``small`` was found):
+A variant is ``apply_overrides(get_preset("small"), ["train.lr=3e-3", "task.masked=[2,3]", "snapshot_every=0"])``
+(see ``overrides.py``). Presets (see ``PRESETS``; ``docs/results/miiii_experiments.md`` logs how ``small`` was found):
     small     p = 37 (11 tasks) on a CPU: 95% training data, d_mlp 2048, lr 6e-3 held to step ~4,500 and then
               decayed to 3e-3, Adam epsilon 1e-6, grokfast off; exact on every n < p^2 for every task at step
               7,100 (6 minutes on 2 cores), shipped as ``miiii-small``
@@ -25,17 +26,72 @@ Presets (see ``PRESETS``; ``docs/results/miiii_experiments.md`` logs how ``small
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from ktlens.analysis.fourier import embedding_frequency_norms, key_frequencies
 from ktlens.checkpoint import save_checkpoint
+from ktlens.experiments.overrides import apply_overrides
+from ktlens.experiments.presets import PresetRun, check_model_settings, check_train_config, model_setting_types
 from ktlens.models.encoder import RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersData, RemaindersSpec
-from ktlens.train import TrainConfig, TrainResult, train
+from ktlens.train import TrainConfig, train
+
+
+@dataclass
+class MiiiiPreset:
+    """A MIIII training setting; every section is validated on construction."""
+
+    task: RemaindersSpec  # the base p, the variant, the split, masked tasks
+    model: dict[str, Any]  # ModelConfig fields other than the vocabulary sizes and context
+    train: TrainConfig
+    snapshot_every: int = 0  # steps between model snapshots and Fourier timeline rows (0: none)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.task, Mapping):
+            self.task = _task_spec(self.task)
+        if not isinstance(self.task, RemaindersSpec):
+            raise ValueError(f"MiiiiPreset.task must be a RemaindersSpec, got {self.task!r}")
+        self.model = check_model_settings(self.model, "MiiiiPreset")
+        self.train = check_train_config(self.train, "MiiiiPreset")
+        every = self.snapshot_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"MiiiiPreset.snapshot_every must be an integer >= 0, got {every!r}")
+        if not isinstance(self.description, str):
+            raise ValueError(f"MiiiiPreset.description must be a string, got {self.description!r}")
+
+    @staticmethod
+    def section_keys(section: str) -> dict[str, Any] | None:
+        """Keys (and types) of a dict section, for `apply_overrides`."""
+        return model_setting_types() if section == "model" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["task"] = self.task.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MiiiiPreset":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown MiiiiPreset fields {unknown} (known: {sorted(known)})")
+        return cls(**copy.deepcopy(dict(data)))
+
+
+def _task_spec(task: Mapping[str, Any]) -> RemaindersSpec:
+    known = {f.name for f in dataclasses.fields(RemaindersSpec)}
+    unknown = sorted(set(task) - known)
+    if unknown:
+        raise ValueError(f"MiiiiPreset.task: unknown RemaindersSpec field(s) {unknown} (known: {sorted(known)})")
+    return RemaindersSpec(**dict(task))  # a preset may leave fields at their defaults
 
 _GROKKING_TRAIN = dict(
     batch_size=None,  # full batch
@@ -47,12 +103,17 @@ _GROKKING_TRAIN = dict(
     stop_value=1.0,
 )
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "small": dict(  # the best CPU setting found (runs 33, 51, 53, 57, 59 of the log)
-        task=dict(p=37, train_frac=0.95),
+
+def _grokking_train(**settings: Any) -> TrainConfig:
+    """The full-batch grokking setting with ``settings`` on top."""
+    return TrainConfig(**{**_GROKKING_TRAIN, **settings})
+
+
+_PRESETS: dict[str, MiiiiPreset] = {
+    "small": MiiiiPreset(  # the best CPU setting found (runs 33, 51, 53, 57, 59 of the log)
+        task=RemaindersSpec(p=37, train_frac=0.95),
         model=dict(d_model=128, n_layers=1, n_heads=4, d_mlp=2048, normalization="none", dropout=0.0, init_std=0.125),
-        train=dict(
-            _GROKKING_TRAIN,
+        train=_grokking_train(
             steps=10_000,
             lr=6e-3,
             schedule="cosine",
@@ -65,88 +126,96 @@ PRESETS: dict[str, dict[str, Any]] = {
             eval_every=50,
         ),
         snapshot_every=500,
+        description="p = 37 on a CPU; exact on every n < p^2 for every task (shipped as miiii-small)",
     ),
-    "paper": dict(
-        task=dict(p=113, train_frac=0.5),
+    "paper": MiiiiPreset(
+        task=RemaindersSpec(p=113, train_frac=0.5),
         model=dict(d_model=256, n_layers=1, n_heads=4, d_mlp=1024, normalization="none", dropout=0.1),
-        train=dict(_GROKKING_TRAIN, steps=50_000, lr=3e-4, weight_decay=1 / 3, grokfast_alpha=0.98, grokfast_lambda=0.5, eval_every=250),
+        train=_grokking_train(steps=50_000, lr=3e-4, weight_decay=1 / 3, grokfast_alpha=0.98, grokfast_lambda=0.5, eval_every=250),
         snapshot_every=2_500,
+        description="the paper's setting: p = 113 (29 tasks), grokfast (0.98, 0.5)",
     ),
-    "tiny": dict(
-        task=dict(p=11, train_frac=0.7),
+    "tiny": MiiiiPreset(
+        task=RemaindersSpec(p=11, train_frac=0.7),
         model=dict(d_model=64, n_layers=1, n_heads=4, d_mlp=256, normalization="none", dropout=0.0),
-        train=dict(_GROKKING_TRAIN, steps=3_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=2.0, eval_every=50),
+        train=_grokking_train(steps=3_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=2.0, eval_every=50),
         snapshot_every=250,
+        description="p = 11, seconds on a CPU (tests, demos)",
     ),
-    "addition": dict(
-        task=dict(p=59, variant="addition", train_frac=0.4),
+    "addition": MiiiiPreset(
+        task=RemaindersSpec(p=59, variant="addition", train_frac=0.4),
         model=dict(d_model=128, n_layers=1, n_heads=4, d_mlp=512, normalization="none", dropout=0.0, init_std=0.088),
-        train=dict(_GROKKING_TRAIN, steps=20_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=2.0, eval_every=100),
+        train=_grokking_train(steps=20_000, lr=3e-3, weight_decay=1.0, grokfast_alpha=0.98, grokfast_lambda=2.0, eval_every=100),
         snapshot_every=500,
+        description="(a + b) mod p, the classic grokking problem, for the Nanda progress measures",
     ),
 }
-PRESETS["shuffled"] = copy.deepcopy(PRESETS["small"])
-PRESETS["shuffled"]["task"]["shuffle_labels"] = True
-PRESETS["shuffled"]["train"].update(steps=3_000, stop_metric=None)
+_PRESETS["shuffled"] = dataclasses.replace(
+    _PRESETS["small"],
+    task=dataclasses.replace(_PRESETS["small"].task, shuffle_labels=True),
+    train=dataclasses.replace(_PRESETS["small"].train, steps=3_000, stop_metric=None),
+    description="small with shuffled labels: the baseline that cannot generalize",
+)
+PRESETS: Mapping[str, MiiiiPreset] = MappingProxyType(_PRESETS)  # read-only; use get_preset for a copy
 
 
-def build(preset: dict[str, Any], seed: int | None = None) -> tuple[RemaindersSpec, RemaindersData, RemaindersTransformer, TrainConfig]:
-    """Spec, dataset, freshly initialised model and train config of a preset dict."""
-    spec = RemaindersSpec(**preset["task"])
-    data = RemaindersData(spec)
-    model_kwargs = dict(preset["model"])
-    train_kwargs = dict(preset["train"])
-    if seed is not None:
-        model_kwargs["seed"] = seed
-        train_kwargs["seed"] = seed
-    model = RemaindersTransformer.create(spec, **model_kwargs)
-    return spec, data, model, TrainConfig(**train_kwargs)
-
-
-def with_overrides(preset: dict[str, Any], items: list[str]) -> dict[str, Any]:
-    """A copy of a preset dict with ``section.key=value`` (or ``section=value``) overrides applied.
-
-    Values are parsed as JSON where they can be (``train.lr=3e-3``, ``task.masked=[2,3]``), else kept as text.
-    """
-    out = copy.deepcopy(preset)
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not of the form section.key=value")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        section, _, sub = key.partition(".")
-        if section not in out:
-            raise ValueError(f"override {item!r}: unknown section {section!r} (known: {sorted(out)})")
-        if sub:
-            out[section][sub] = value
-        else:
-            out[section] = value
-    return out
-
-
-def get_preset(name: str) -> dict[str, Any]:
+def get_preset(name: str) -> MiiiiPreset:
+    """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
     if name not in PRESETS:
         raise ValueError(f"unknown miiii preset {name!r}; known: {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
 
 
+def resolve_preset(preset: str | MiiiiPreset | Mapping[str, Any]) -> MiiiiPreset:
+    """A copy of a preset given by name, as a MiiiiPreset, or as its dict."""
+    if isinstance(preset, str):
+        return get_preset(preset)
+    if isinstance(preset, MiiiiPreset):
+        return copy.deepcopy(preset)
+    if isinstance(preset, Mapping):
+        return MiiiiPreset.from_dict(preset)
+    raise ValueError(f"a miiii preset is a name, a MiiiiPreset or its dict, got {type(preset).__name__}")
+
+
+def build(
+    preset: str | MiiiiPreset, seed: int | None = None
+) -> tuple[RemaindersSpec, RemaindersData, RemaindersTransformer, TrainConfig]:
+    """Spec, dataset, freshly initialised model and (a copy of the) train config of a preset."""
+    preset = resolve_preset(preset)
+    spec = preset.task
+    data = RemaindersData(spec)
+    model_kwargs = dict(preset.model)
+    cfg = preset.train
+    if seed is not None:
+        model_kwargs["seed"] = seed
+        cfg = dataclasses.replace(cfg, seed=seed)
+    model = RemaindersTransformer.create(spec, **model_kwargs)
+    return spec, data, model, cfg
+
+
+def with_overrides(preset: str | MiiiiPreset, items: Sequence[str]) -> MiiiiPreset:
+    """``apply_overrides`` on a miiii preset (kept for older scripts)."""
+    return apply_overrides(resolve_preset(preset), items)
+
+
 def train_preset(
-    name: str | dict[str, Any],
+    preset: str | MiiiiPreset,
     out: str | Path,
     steps: int | None = None,
     seed: int | None = None,
     progress: bool = True,
-) -> TrainResult:
-    """Train a preset (by name, or a preset dict of the same form) into the run folder ``out``."""
-    preset = get_preset(name) if isinstance(name, str) else copy.deepcopy(name)
+    name: str | None = None,
+) -> PresetRun:
+    """Train a preset (a name or a MiiiiPreset) into the run folder ``out``; returns the training result
+    with the metrics written to ``out/model/metrics.json``. ``name`` labels the run in the metrics
+    (default: the preset's name, or "custom")."""
+    label = name or (preset if isinstance(preset, str) else "custom")
+    preset = resolve_preset(preset)
     if steps is not None:
-        preset["train"]["steps"] = steps
+        preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, steps=steps))
     _, data, model, cfg = build(preset, seed)
     out = Path(out)
-    snapshot_every = int(preset.get("snapshot_every") or 0)
+    snapshot_every = preset.snapshot_every
 
     timeline_path = out / "fourier_timeline.json"
     timeline: list[dict[str, Any]] = json.loads(timeline_path.read_text()) if timeline_path.is_file() else []
@@ -171,8 +240,8 @@ def train_preset(
     if snapshot_every and result.step % snapshot_every:
         snapshot(result.step)
     metrics = {
-        "preset": name if isinstance(name, str) else "custom",
-        "preset_config": preset,
+        "preset": label,
+        "preset_config": preset.to_dict(),
         "steps": result.step,
         "seconds": result.seconds,
         "torch_threads": torch.get_num_threads(),
@@ -184,4 +253,4 @@ def train_preset(
     text = json.dumps(metrics, indent=1, default=float) + "\n"
     (out / "model" / "metrics.json").write_text(text)
     (out / "metrics.json").write_text(text)
-    return result
+    return PresetRun(result=result, metrics=json.loads(text), out=out)

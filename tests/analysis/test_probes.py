@@ -210,29 +210,3 @@ def test_bad_targets_and_positions():
         gather_features(model, data.tokens, ["blocks.0.hook_resid_post"], positions="middle")
     with pytest.raises(ValueError, match="'nope'"):
         data.select(["nope"])
-
-
-# ----- command -----------------------------------------------------------------------------------------
-
-
-def test_probe_command_json_and_out(tmp_path, capsys):
-    import argparse
-
-    from ktlens.checkpoint import save_checkpoint
-    from ktlens.commands import probe
-
-    save_checkpoint(tmp_path / "model", kt_model())
-    parser = argparse.ArgumentParser()
-    probe.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["probe", "--model", str(tmp_path / "model"), "--json", "--out", str(tmp_path / "out"),
-                              "--targets", "u", "re", "--hooks", "hook_src", "blocks.0.hook_resid_mid_cross"])
-    assert args.run(args) == 0
-    records = json.loads(capsys.readouterr().out)
-    assert len(records) == 4
-    assert {"target", "hook", "accuracy", "control_accuracy", "shuffled_accuracy", "baseline"} <= set(records[0])
-    html = (tmp_path / "out" / "probe_heatmap.html").read_text()
-    assert "plotly" in html and len(html) > 1_000_000  # plotly.js inlined: opens offline
-    assert (tmp_path / "out" / "probes.md").read_text().startswith("| target")
-    assert probe.parse_positions("0,2") == [0, 2] and probe.parse_positions("-1") == -1
-    with pytest.raises(ValueError, match="'middle'"):
-        probe.parse_positions("middle")

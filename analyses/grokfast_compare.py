@@ -1,6 +1,6 @@
 """Steps to 100% test accuracy on every MIIII task, with the grokfast filter and without it.
 
-    python benchmarks/bench_grokfast.py [--preset small] [--max-steps 12000] [--threads 1] [--lambda L] \
+    python analyses/grokfast_compare.py [--preset small] [--max-steps 12000] [--threads 1] [--lambda L] \
         [--seeds 0 1 2] [--set task.masked=[2,3] task.train_frac=0.9 ...]
 
 Both runs use the same preset, seed and data; the only difference is ``grokfast_lambda`` (the preset's
@@ -14,6 +14,7 @@ the seed, and even with the order of float sums, so read the median over several
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -22,13 +23,14 @@ import time
 
 import torch
 
-from ktlens.experiments.miiii import build, get_preset, with_overrides
+from ktlens.experiments.miiii import MiiiiPreset, build, get_preset
+from ktlens.experiments.overrides import apply_overrides
 from ktlens.train import train
 
 
-def steps_to_exact(preset: dict, lam: float, max_steps: int, seed: int | None) -> dict:
-    preset = json.loads(json.dumps(preset))
-    preset["train"].update(grokfast_lambda=lam, steps=max_steps, stop_metric="test_acc_min", stop_value=1.0)
+def steps_to_exact(preset: MiiiiPreset, lam: float, max_steps: int, seed: int | None) -> dict:
+    train_cfg = dataclasses.replace(preset.train, grokfast_lambda=lam, steps=max_steps, stop_metric="test_acc_min", stop_value=1.0)
+    preset = dataclasses.replace(preset, train=train_cfg)
     _, data, model, cfg = build(preset, seed)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -67,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    preset = with_overrides(get_preset(args.preset), args.set)
-    lam = float(args.lam if args.lam is not None else preset["train"].get("grokfast_lambda") or 2.0)
+    preset = apply_overrides(get_preset(args.preset), args.set)
+    lam = float(args.lam if args.lam is not None else preset.train.grokfast_lambda or 2.0)
     if lam <= 0:
         raise ValueError(f"--lambda must be > 0 (the filtered run), got {lam}")
-    alpha = preset["train"].get("grokfast_alpha", 0.98)
-    print(f"preset {args.preset} {' '.join(args.set)}: p={preset['task']['p']}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
+    alpha = preset.train.grokfast_alpha
+    print(f"preset {args.preset} {' '.join(args.set)}: p={preset.task.p}, grokfast alpha={alpha} lambda={lam}, cap {args.max_steps} steps")
     runs: list[dict] = []
     for seed in args.seeds:
         pair = [steps_to_exact(preset, lam, args.max_steps, seed), steps_to_exact(preset, 0.0, args.max_steps, seed)]

@@ -1,10 +1,10 @@
 """One MIIII training run with overrides of a preset, under a wall-clock cap; appends one result line.
 
-    python benchmarks/miiii_sweep.py --preset small --set train.lr=3e-3 model.d_model=256 \
+    python analyses/miiii_sweep.py --preset small --set train.lr=3e-3 model.d_model=256 \
         --minutes 10 --log runs/miiii-sweep.jsonl
 
-Each ``--set key.sub=value`` overrides one entry of the preset dict (values parsed as JSON when they
-can be). ``--curriculum desc`` (or ``asc``) trains the tasks one modulus at a time, largest (smallest)
+Each ``--set section.key=value`` overrides one entry of the preset (``ktlens.experiments.overrides.apply_overrides``;
+values parsed as JSON when they can be). ``--curriculum desc`` (or ``asc``) trains the tasks one modulus at a time, largest (smallest)
 q first: the next task is switched on once every task already on reaches ``--stage-acc`` test accuracy
 (and 100% train accuracy); ``all_acc_min`` then counts only once every task is on. The line written holds the settings, the step and time at which every task first reached
 100% test accuracy (and all tasks 100% on both splits), and the best / final summary metrics.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from ktlens.experiments.miiii import build, get_preset, with_overrides
+from ktlens.experiments.miiii import MiiiiPreset, build, get_preset
+from ktlens.experiments.overrides import apply_overrides
 from ktlens.train import train
 
 
@@ -29,7 +30,7 @@ class _TimeUp(Exception):
 
 
 def run(
-    preset: dict, minutes: float, label: str = "", seed: int | None = None, curriculum: str = "", stage_acc: float = 1.0
+    preset: MiiiiPreset, minutes: float, label: str = "", seed: int | None = None, curriculum: str = "", stage_acc: float = 1.0
 ) -> dict:
     spec, data, model, cfg = build(preset, seed)
     order = sorted((q for q in spec.moduli if q not in spec.masked), reverse=curriculum == "desc")
@@ -80,7 +81,7 @@ def run(
         "curriculum": curriculum,
         "stage_acc": stage_acc,
         "stages": stages,
-        "preset": preset,
+        "preset": preset.to_dict(),
         "seed": seed,
         "steps_run": int(last.get("step", 0)),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", default="runs/miiii-sweep.jsonl")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    preset = with_overrides(get_preset(args.preset), args.set)
+    preset = apply_overrides(get_preset(args.preset), args.set)
     result = run(preset, args.minutes, args.label or " ".join(args.set), args.seed, args.curriculum, args.stage_acc)
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a") as f:

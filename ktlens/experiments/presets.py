@@ -1,0 +1,82 @@
+"""What the studies' presets share: checked model settings and the result of training a preset."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ktlens.models.config import ModelConfig
+from ktlens.train import TrainConfig, TrainResult
+
+#: ModelConfig fields a study derives from its task (vocabulary sizes, context) or that are not settings.
+TASK_DERIVED = ("d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_ctx_src", "extra")
+
+
+def model_setting_types(exclude: tuple[str, ...] = TASK_DERIVED) -> dict[str, Any]:
+    """ModelConfig field names a preset may set, with their types."""
+    hints = typing.get_type_hints(ModelConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(ModelConfig) if f.name not in exclude}
+
+
+def check_model_settings(settings: Any, owner: str, exclude: tuple[str, ...] = TASK_DERIVED) -> dict[str, Any]:
+    """A copy of ``settings`` (ModelConfig fields other than ``exclude``), or ValueError naming the bad one.
+
+    The values are checked by building a ModelConfig with placeholder vocabulary sizes.
+    """
+    if not isinstance(settings, dict):
+        raise ValueError(f"{owner}.model must be a dict of ModelConfig fields, got {settings!r}")
+    allowed = model_setting_types(exclude)
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"{owner}.model: unknown ModelConfig field(s) {unknown} (allowed: {sorted(allowed)})")
+    placeholders = {k: 2 for k in ("d_vocab", "d_vocab_out", "n_ctx")}
+    try:
+        ModelConfig(**placeholders, **settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{owner}.model: {err}") from None
+    return dict(settings)
+
+
+def check_train_config(train: Any, owner: str) -> TrainConfig:
+    """``train`` as a TrainConfig (a dict of its fields is converted), or ValueError naming the problem."""
+    if isinstance(train, TrainConfig):
+        return train
+    if not isinstance(train, dict):
+        raise ValueError(f"{owner}.train must be a TrainConfig or a dict of its fields, got {train!r}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise ValueError(f"{owner}.train: unknown TrainConfig field(s) {unknown}")
+    return TrainConfig(**train)
+
+
+@dataclass
+class PresetRun:
+    """What ``train_preset`` returns: the training result and the metrics it wrote to ``out/model``."""
+
+    result: TrainResult  # the model, its evaluation history and the steps done
+    metrics: dict[str, Any]  # exactly what ``out/model/metrics.json`` holds
+    out: Path  # the run folder
+
+    @property
+    def model(self):
+        return self.result.model
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.result.final
+
+    @property
+    def step(self) -> int:
+        return self.result.step
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.result.history
+
+    @property
+    def seconds(self) -> float:
+        return self.result.seconds
