@@ -79,7 +79,8 @@ class ProbeData:
 
     def subset(self, idx: np.ndarray) -> "ProbeData":
         idx = np.asarray(idx)
-        targets = [dataclasses.replace(t, values=t.values[idx]) for t in self.targets]
+        targets = [dataclasses.replace(t, values=t.values[idx], mask=None if t.mask is None else t.mask[idx])
+                   for t in self.targets]
         return ProbeData(self.tokens[torch.as_tensor(idx)], targets, {k: v[idx] for k, v in self.inputs.items()}, self.note)
 
     def select(self, names: list[str]) -> "ProbeData":
