@@ -41,7 +41,7 @@ class TaskVariable:
     """
 
     name: str
-    kind: VariableKind
+    kind: str  # "class" or "scalar" (checked in __post_init__)
     description: str
     definition: str
     compute: Callable[..., np.ndarray]

@@ -7,7 +7,8 @@ Activations are read only through ``model.run_with_cache(tokens, names_filter=[.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from ktlens.analysis.probes.positions import (
     select_positions,
     spec_str,
 )
-from ktlens.analysis.probes.records import Features, PositionSpec
+from ktlens.analysis.probes.records import Features
 from ktlens.models.base import HookedModel
 
 __all__ = ["check_hooks", "gather_features", "random_control_model"]
@@ -47,7 +48,7 @@ def gather_features(
     model: HookedModel,
     tokens: Tensor,
     hooks: Sequence[str],
-    positions: PositionSpec | Mapping[str, PositionSpec] = "default",
+    positions: Any = "default",  # a PositionSpec, or hook -> PositionSpec; checked, ValueError when bad
     batch_size: int = 512,
     convention: PositionConvention | None = None,
 ) -> dict[str, Features]:

@@ -30,7 +30,7 @@ class ProbeTarget:
     """
 
     name: str
-    kind: Literal["class", "scalar"]
+    kind: str  # "class" or "scalar" (checked in __post_init__)
     values: np.ndarray
     description: str = ""
     per_position: bool = False

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ktlens.analysis.probes.features import check_hooks, gather_features, random_control_model
 from ktlens.analysis.probes.fitting import fit_classifiers, fit_ridge
 from ktlens.analysis.probes.positions import PositionConvention
-from ktlens.analysis.probes.records import Features, PositionSpec, ProbeResult, ProbeTarget
+from ktlens.analysis.probes.records import Features, ProbeResult, ProbeTarget
 from ktlens.models.base import HookedModel
 
 __all__ = ["MIN_EXAMPLES_PER_CLASS", "SmallSampleWarning", "sample_size_warnings", "probe_features", "run_probes"]
@@ -204,7 +204,7 @@ def run_probes(
     tokens: Tensor,
     targets: Sequence[ProbeTarget],
     hooks: Sequence[str],
-    positions: PositionSpec | Mapping[str, PositionSpec] = "default",
+    positions: Any = "default",  # a PositionSpec, or hook -> PositionSpec; checked, ValueError when bad
     control: bool | HookedModel = True,
     shuffled: bool = True,
     test_fraction: float = 0.25,
