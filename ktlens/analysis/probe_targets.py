@@ -1,36 +1,24 @@
 """What to probe, where, and at which position, for each study's model.
 
-Every target value comes from the task modules (`ktlens.tasks.ktheory.derived_quantities`,
-`summand_count_table`; `ktlens.tasks.remainders.encode`, `targets_for`); nothing here re-derives the
-mathematics.
-
-Position convention (``default_position``):
-
-* K-theory model (``model_type == "ktheory"``): decoder hooks are read at **decoder position 0**, the
-  BOS position. Its input token is BOS for every example, so everything it holds about (p, r, e) came
-  through cross-attention to the source, and it is where the model must emit n_1. (Later positions also
-  see the teacher-forced labels n_1..n_k; use ``positions=k`` or ``"all"`` to probe them.)
-  Consequence: ``blocks.0.hook_resid_mid`` at position 0 is the same vector for every example
-  (self-attention at BOS sees only BOS), so every probe there sits at its baseline: a sanity row.
-  Source hooks (``hook_src_embed``, ``hook_src_pos_embed``, ``hook_src``, ``cross_attn.hook_k/v``) are
-  ``"flatten"``: the p, r and e vectors concatenated.
-* Remainders model (``model_type == "miiii"``): position -1, the '=' token that the readout reads;
-  embeddings are ``"flatten"`` (both digits and '=' concatenated); ``hook_resid_final`` has no
-  position axis.
+Kept for existing imports: everything here is defined in ``ktlens.analysis.probes.targets`` (the
+studies' targets, read from the task variables) and ``ktlens.analysis.probes.positions`` (the
+position convention).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import torch
-from torch import Tensor
-
-from ktlens.analysis.probes import ProbeTarget
-from ktlens.models.base import HookedModel
+from ktlens.analysis.probes.targets import (
+    FLATTEN_HOOKS,
+    KTHEORY_TARGETS,
+    READ_POSITION,
+    ProbeData,
+    default_hooks,
+    default_position,
+    joint_codes,
+    ktheory_probe_data,
+    probe_data,
+    remainders_probe_data,
+)
 
 __all__ = [
     "ProbeData",
@@ -40,194 +28,7 @@ __all__ = [
     "ktheory_probe_data",
     "remainders_probe_data",
     "joint_codes",
+    "FLATTEN_HOOKS",
+    "READ_POSITION",
+    "KTHEORY_TARGETS",
 ]
-
-#: Hooks whose position axis runs over the whole input rather than the read-out position.
-FLATTEN_HOOKS = ("hook_embed", "hook_pos_embed", "hook_src_embed", "hook_src_pos_embed", "hook_src")
-READ_POSITION = {"ktheory": 0, "miiii": -1}
-
-
-def default_position(model: HookedModel, hook: str) -> Any:
-    """The study's position convention for `hook` (see the module docstring)."""
-    last = hook.split(".")[-1]
-    if hook in FLATTEN_HOOKS or (".cross_attn." in hook and last in ("hook_k", "hook_v")):
-        return "flatten"
-    return READ_POSITION.get(getattr(model, "model_type", ""), "flatten")
-
-
-def default_hooks(model: HookedModel) -> list[str]:
-    """The reference's three points per block (after attention, MLP hidden, after MLP) plus embeddings."""
-    n_layers = int(model.cfg.n_layers)
-    if model.model_type == "ktheory":
-        hooks = ["hook_src"]
-        for l in range(n_layers):
-            hooks += [f"blocks.{l}.hook_resid_mid", f"blocks.{l}.hook_resid_mid_cross",
-                      f"blocks.{l}.mlp.hook_post", f"blocks.{l}.hook_resid_post"]
-        return hooks
-    if model.model_type == "miiii":
-        hooks = ["hook_embed"]
-        for l in range(n_layers):
-            hooks += [f"blocks.{l}.hook_resid_mid", f"blocks.{l}.mlp.hook_post", f"blocks.{l}.hook_resid_post"]
-        return hooks + ["hook_resid_final"]
-    raise ValueError(f"no default probe hooks for model_type {model.model_type!r}")
-
-
-@dataclass
-class ProbeData:
-    """Inputs and targets for probing one model: ``tokens[i]`` is example i, every target has one
-    value (or one row of per-position values) per example; ``inputs`` holds the raw inputs
-    (e.g. {"p": ..., "r": ..., "e": ...} or {"n": ...}) for reference."""
-
-    tokens: Tensor
-    targets: list[ProbeTarget]
-    inputs: dict[str, np.ndarray]
-    note: str = ""
-
-    def subset(self, idx: np.ndarray) -> "ProbeData":
-        idx = np.asarray(idx)
-        targets = [dataclasses.replace(t, values=t.values[idx]) for t in self.targets]
-        return ProbeData(self.tokens[torch.as_tensor(idx)], targets, {k: v[idx] for k, v in self.inputs.items()}, self.note)
-
-    def select(self, names: list[str]) -> "ProbeData":
-        """Only the targets named (in that order); ValueError naming an unknown one."""
-        by_name = {t.name: t for t in self.targets}
-        for n in names:
-            if n not in by_name:
-                raise ValueError(f"unknown probe target {n!r}; known: {sorted(by_name)}")
-        return ProbeData(self.tokens, [by_name[n] for n in names], self.inputs, self.note)
-
-
-def joint_codes(*columns: np.ndarray) -> np.ndarray:
-    """One integer class per distinct tuple of the columns' values (0..C-1, in sorted tuple order)."""
-    stacked = np.stack([np.asarray(c) for c in columns], axis=1)
-    _, code = np.unique(stacked, axis=0, return_inverse=True)
-    return code.reshape(-1).astype(np.int64)
-
-
-def _sample(n: int, n_max: int | None, seed: int) -> np.ndarray:
-    if n_max is None or n_max >= n:
-        return np.arange(n)
-    if n_max < 2:
-        raise ValueError(f"n_max={n_max} must be at least 2")
-    return np.sort(np.random.default_rng(seed).choice(n, size=n_max, replace=False))
-
-
-# ----------------------------------------------------------------------------------------------------
-# K-theory
-# ----------------------------------------------------------------------------------------------------
-
-
-def _ktheory_domain(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(p, r, e, in_model_test) of the model's domain: its dataset when the task_spec records the
-    grid, else primes x 1..r_max x 1..e_max (split unknown: None)."""
-    if "grid" in spec:
-        from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
-
-        ds = build_dataset(KTheoryGridSpec.from_dict(spec["grid"]))
-        held = np.zeros(len(ds), dtype=bool)
-        held[ds.test_idx] = True
-        return ds.p, ds.r, ds.e, held
-    P, R, E = np.meshgrid(np.asarray(spec["primes"]), np.arange(1, spec["r_max"] + 1), np.arange(1, spec["e_max"] + 1), indexing="ij")
-    return P.ravel().astype(np.int64), R.ravel().astype(np.int64), E.ravel().astype(np.int64), None
-
-
-def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int = 0) -> ProbeData:
-    """Triples (p, r, e) of the model's domain (its dataset's train and held-out triples alike), at most
-    `n_max` of them sampled with `seed`, with teacher-forced tokens ``model.pack(p, r, e, counts)``."""
-    from ktlens.tasks.ktheory import derived_quantities, summand_count_table
-
-    spec = model.task_spec
-    p, r, e, held = _ktheory_domain(spec)
-    keep = _sample(len(p), n_max, seed)
-    p, r, e = p[keep], r[keep], e[keep]
-    seq_len = int(spec["seq_len"])
-    counts = summand_count_table(p, r, e, length=seq_len)
-    tokens = model.pack(p, r, e, counts).cpu()
-    d = derived_quantities(p, r, e)
-    u, ep = d["p_adic_valuation_of_e"], d["e_prime"]
-    T = ProbeTarget
-    targets = [
-        T("u", "class", u, "u = v_p(e), the exponent of p in e (class)"),
-        T("e_prime", "class", ep, "e' = e / p^u, the part of e prime to p (class)"),
-        T("u_and_e_prime", "class", joint_codes(u, ep), "the pair (u, e') as one class: both decoded at once"),
-        T("p_divides_e", "class", u > 0, "whether p divides e, i.e. u >= 1 (binary)"),
-    ]
-    divides = u > 0
-    if divides.sum() >= 8:  # the triples where e' != e: u and e' are not just "0 and e"
-        targets += [
-            T("u_when_p_divides_e", "class", u, "u, on the triples with p | e only (class)", mask=divides),
-            T("e_prime_when_p_divides_e", "class", ep, "e', on the triples with p | e only (class)", mask=divides),
-            T("u_and_e_prime_when_p_divides_e", "class", joint_codes(u, ep),
-              "(u, e') jointly, on the triples with p | e only (class)", mask=divides),
-        ]
-    targets += [
-        T("n_1", "scalar", counts[:, 0], "n_1, the number of Z/p summands (R^2)"),
-        T("max_exponent", "class", d["max_exponent"], "largest h with a Z/p^h summand: the label length without trailing zeros (class)"),
-        T("is_trivial", "class", d["is_trivial"], "p > r*e: every s(m) = 1 and the group is (Z/p)^(r(e-1)) (binary)"),
-        T("re", "scalar", d["re_product"], "r*e, the range 1..re of the index m (R^2)"),
-        T("count_div_p", "scalar", d["count_m_divisible_by_p"], "#{m in 1..re : p | m} = re // p (R^2)"),
-        T("count_div_e_prime", "scalar", d["count_m_divisible_by_e_prime"], "#{m in 1..re : e' | m} = r p^u (R^2)"),
-        T("count_capped", "scalar", d["count_m_prime_to_p_divisible_by_e_prime"],
-          "#{m in 1..re : p not | m, e' | m}: the m whose summand is capped at Z/p^u (R^2)"),
-        T("num_summands", "scalar", d["num_summands"], "number of cyclic summands, sum_i n_i (R^2)"),
-        T("log_p_order", "scalar", d["log_p_order"], "log_p of the group order, sum_i i n_i = r(e-1) (R^2)"),
-        T("p", "class", p, "the input p itself (class; sanity: should be decodable everywhere but hook_resid_mid at BOS)"),
-        T("r", "class", r, "the input r itself (class)"),
-        T("e", "class", e, "the input e itself (class)"),
-        T("n_at_position", "scalar", np.ascontiguousarray(model.to_model_order(counts)),
-          "the label the model emits at decoder position k: n_{k+1}, or n_{L-k} when it decodes descending (R^2)",
-          per_position=True),
-    ]
-    inputs = {"p": p, "r": r, "e": e}
-    if held is not None:
-        inputs["in_model_test_split"] = held[keep]
-    return ProbeData(tokens, targets, inputs,
-                     note="K-theory triples of the model's domain (train and held-out); teacher-forced labels")
-
-
-# ----------------------------------------------------------------------------------------------------
-# remainders (MIIII)
-# ----------------------------------------------------------------------------------------------------
-
-
-def remainders_probe_data(
-    model: HookedModel, n_max: int | None = 4000, seed: int = 0, fourier_k: tuple[int, ...] = (1, 2, 3)
-) -> ProbeData:
-    """Every n in 0..p^2-1 (at most `n_max`, sampled with `seed`): n mod q per task, the two digits and
-    Fourier components of each digit."""
-    from ktlens.tasks.remainders import RemaindersSpec, encode, targets_for
-
-    spec = RemaindersSpec.from_dict(model.task_spec)
-    pp = spec.p
-    n = np.arange(pp**2)[_sample(pp**2, n_max, seed)]
-    toks = encode(spec, n)
-    tokens = torch.as_tensor(toks)
-    first, second = toks[:, 0], toks[:, 1]
-    rem_spec = dataclasses.replace(spec, variant="remainders", masked=())
-    rem = targets_for(rem_spec, n)  # [N, #primes below p]: n mod q
-    T = ProbeTarget
-    targets = [T(f"n_mod_{q}", "class", rem[:, j], f"n mod {q} (class; task q={q})") for j, q in enumerate(rem_spec.moduli)]
-    if spec.variant != "remainders":
-        lab = targets_for(spec, n)
-        targets += [T(f"label_{q}", "class", lab[:, j], f"the trained {spec.variant} label of task q={q} (class)")
-                    for j, q in enumerate(spec.moduli)]
-    targets += [
-        T("digit_0", "class", first, "the first input token (n // p for digit_order msd) (class)"),
-        T("digit_1", "class", second, "the second input token (n % p for digit_order msd) (class)"),
-    ]
-    for name, x in (("digit_0", first), ("digit_1", second)):
-        for k in fourier_k:
-            angle = 2 * np.pi * k * x / pp
-            targets.append(T(f"cos_{k}_{name}", "scalar", np.cos(angle),
-                             f"cos(2 pi {k} {name} / p) (R^2; for the low digit this is cos(2 pi {k} n / p))"))
-            targets.append(T(f"sin_{k}_{name}", "scalar", np.sin(angle), f"sin(2 pi {k} {name} / p) (R^2)"))
-    return ProbeData(tokens, targets, {"n": n}, note=f"n in 0..{pp**2 - 1}, p={pp}, digit order {spec.digit_order}")
-
-
-def probe_data(model: HookedModel, n_max: int | None = 4000, seed: int = 0) -> ProbeData:
-    """The study's probe data for `model` (dispatch on ``model.model_type``)."""
-    if model.model_type == "ktheory":
-        return ktheory_probe_data(model, n_max, seed)
-    if model.model_type == "miiii":
-        return remainders_probe_data(model, n_max, seed)
-    raise ValueError(f"no probe targets for model_type {model.model_type!r}")

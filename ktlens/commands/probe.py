@@ -1,7 +1,8 @@
 """`ktlens probe --model NAME`: linear probes of a model's hooks, with random-model and shuffled controls.
 
 Prints a table (targets x hooks); `--json` prints the records instead; `--out DIR` also writes
-`probes.json`, `probes.md` and an offline `probe_heatmap.html` there.
+`probes.json`, `probes.md` and an offline `probe_heatmap.html` there. Progress (hooks x targets) and
+warnings about class targets with too few examples per class go to stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the train/test split")
     p.add_argument("--no-control", action="store_true", help="skip the random-init model control")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
 
 
@@ -44,8 +46,8 @@ def parse_positions(text: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ktlens.analysis.probe_targets import default_hooks, probe_data
     from ktlens.analysis.probes import results_table, run_probes
+    from ktlens.analysis.probes.targets import default_hooks, probe_data
     from ktlens.checkpoint import load_pretrained
     from ktlens.commands.common import resolve_model
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     hooks = args.hooks or default_hooks(model)
     t0 = time.perf_counter()
     results = run_probes(model, data.tokens, data.targets, hooks, positions=positions,
-                         control=not args.no_control, seed=args.seed)
+                         control=not args.no_control, seed=args.seed, progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     records = [
         {"target": r.target, "hook": r.hook, "position": r.position, "metric": r.metric,

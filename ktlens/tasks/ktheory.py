@@ -66,6 +66,8 @@ __all__ = [
     "is_trivial",
     "derived_quantities",
     "sequence_length",
+    "MAX_NAMED_COUNT",
+    "VARIABLES",
 ]
 
 #: Largest ``r * e`` accepted by functions that loop over ``m`` (or return one entry per summand).
@@ -668,3 +670,99 @@ def sequence_length(primes, r_max: int, e_max: int) -> int:
                 n, s1 = n // p, s1 + 1
             best = max(best, s1)
     return best
+
+
+# --------------------------------------------------------------------------------------------
+# task variables (named ground truth for probes, feature labels, causal abstraction)
+# --------------------------------------------------------------------------------------------
+
+#: ``n_1 .. n_MAX_NAMED_COUNT`` are registered by name; ``counts`` covers any label length.
+MAX_NAMED_COUNT = 16
+LABEL_ORDERS = ("ascending", "descending")
+
+
+def _input(name: str):
+    def compute(p, r, e, **_) -> np.ndarray:
+        return dict(zip("pre", validate_arrays(p, r, e)[:3]))[name]
+
+    return compute
+
+
+def _derived(key: str):
+    def compute(p, r, e, **_) -> np.ndarray:
+        return derived_quantities(p, r, e)[key]
+
+    return compute
+
+
+def _counts(p, r, e, length: int | None = None, **_) -> np.ndarray:
+    """Natural-order label ``[N, L]``: column ``k`` is ``n_{k+1}``."""
+    return np.ascontiguousarray(summand_count_table(p, r, e, length=length))
+
+
+def _count_k(k: int):
+    def compute(p, r, e, **_) -> np.ndarray:
+        table = summand_count_table(p, r, e)
+        if table.shape[-1] >= k:
+            return np.ascontiguousarray(table[..., k - 1])
+        return np.zeros(table.shape[:-1], dtype=np.int64)
+
+    return compute
+
+
+def _n_at_position(p, r, e, length: int | None = None, label_order: str = "ascending", **_) -> np.ndarray:
+    """The label written at decoder position ``k``: ``n_{k+1}`` (ascending) or ``n_{L-k}`` (descending)."""
+    if label_order not in LABEL_ORDERS:
+        raise ValueError(f"label_order must be one of {LABEL_ORDERS}, got {label_order!r}")
+    counts = _counts(p, r, e, length)
+    return counts if label_order == "ascending" else np.ascontiguousarray(counts[..., ::-1])
+
+
+def _ktheory_variables():
+    from ktlens.tasks.variables import TaskVariable as V
+
+    m_range = "m in 1..re (re = r*e)"
+    out = [
+        V("p", "class", "the prime p (input)", "p", _input("p")),
+        V("r", "class", "the index r of K_{2r-1} (input)", "r", _input("r")),
+        V("e", "class", "the truncation degree e of F_p[x]/(x^e) (input)", "e", _input("e")),
+        V("u", "class", "u = v_p(e), the exponent of p in e", "largest u >= 0 with p^u | e", _derived("p_adic_valuation_of_e")),
+        V("e_prime", "class", "e' = e / p^u, the part of e prime to p", "e / p^v_p(e)", _derived("e_prime")),
+        V("re", "scalar", "r*e, the range 1..re of the index m", "r * e", _derived("re_product")),
+        V("p_divides_e", "class", "whether p divides e (u >= 1)", "e mod p == 0",
+          lambda p, r, e, **_: derived_quantities(p, r, e)["p_adic_valuation_of_e"] > 0),
+        V("count_div_p", "scalar", "number of m divisible by p", f"#{{{m_range} : p | m}} = re // p",
+          _derived("count_m_divisible_by_p")),
+        V("count_prime_to_p", "scalar", "number of m prime to p (summands before dropping h = 0)",
+          f"#{{{m_range} : p does not divide m}} = re - re // p", _derived("count_m_prime_to_p")),
+        V("count_div_e_prime", "scalar", "number of m divisible by e'", f"#{{{m_range} : e' | m}} = r p^u",
+          _derived("count_m_divisible_by_e_prime")),
+        V("count_capped", "scalar", "number of m prime to p and divisible by e' (summand capped at Z/p^u)",
+          f"#{{{m_range} : p does not divide m, e' | m}}", _derived("count_m_prime_to_p_divisible_by_e_prime")),
+        V("is_trivial", "class", "p > r*e: every s(m) = 1, the group is (Z/p)^(r(e-1))", "p > r * e", _derived("is_trivial")),
+    ]
+    out += [
+        V(f"n_{k}", "scalar", f"n_{k}, the number of Z/p^{k} summands",
+          f"number of h = {k} among the summands Z/p^h of K_{{2r-1}}(F_p[x]/(x^e), (x))", _count_k(k))
+        for k in range(1, MAX_NAMED_COUNT + 1)
+    ]
+    out += [
+        V("num_summands", "scalar", "number of cyclic summands", "sum_k n_k", _derived("num_summands")),
+        V("log_p_order", "scalar", "log_p of the group order", "sum_k k n_k = r (e - 1)", _derived("log_p_order")),
+        V("max_exponent", "class", "largest h with a Z/p^h summand (label length without trailing zeros; 0 for e = 1)",
+          "max {k : n_k > 0}, 0 if none", _derived("max_exponent")),
+        V("counts", "scalar", "the label [n_1, ..., n_L] in natural order",
+          "[N, L]: column k is n_{k+1}; context length=L (default: the longest label of the input, zero-padded)",
+          _counts, per_position=True),
+        V("n_at_position", "scalar", "the label written at decoder position k",
+          "[N, L]: column k is n_{k+1} for label_order='ascending' (default) and n_{L-k} for 'descending'; "
+          "context length=L (the model's seq_len), label_order=the model's label order",
+          _n_at_position, per_position=True),
+    ]
+    from ktlens.tasks.variables import make_registry
+
+    return make_registry(out)
+
+
+#: Named ground-truth variables of a triple (inputs ``p, r, e``; context ``length``, ``label_order``).
+VARIABLES = _ktheory_variables()

@@ -47,6 +47,8 @@ __all__ = [
     "targets_for",
     "masked_logits",
     "task_losses",
+    "fourier_frequencies",
+    "VARIABLES",
 ]
 
 VARIANTS = ("remainders", "divisibility", "addition")
@@ -245,3 +247,82 @@ class RemaindersData:
         out["all_acc_min"] = min(out["train_acc_min"], out["test_acc_min"])
         out["test_loss"] = out.pop("test_eval_loss")
         return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# task variables (named ground truth for probes, feature labels, causal abstraction)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _checked_n(n, spec: RemaindersSpec) -> np.ndarray:
+    """``n`` as a 1-D int64 array in ``0..p**2-1``; ValueError naming the first value outside."""
+    if not isinstance(spec, RemaindersSpec):
+        raise ValueError(f"spec must be a RemaindersSpec, got {spec!r}")
+    arr = np.asarray(n)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"n must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64).reshape(-1) if arr.ndim == 0 else arr.astype(np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"n must be 1-D, got shape {arr.shape}")
+    bad = (arr < 0) | (arr >= spec.n_inputs)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"n[{i}] = {int(arr[i])} is outside 0..{spec.n_inputs - 1} (p = {spec.p})")
+    return arr
+
+
+def _digits(n, spec: RemaindersSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(digit_0, digit_1): the two digit values in input order (not token ids)."""
+    n = _checked_n(n, spec)
+    hi, lo = n // spec.p, n % spec.p
+    return (hi, lo) if spec.digit_order == "msd" else (lo, hi)
+
+
+def fourier_frequencies(spec: RemaindersSpec) -> list[int]:
+    """Frequencies ``k = 1 .. (p - 1) // 2``: the columns of the Fourier variables."""
+    return list(range(1, (spec.p - 1) // 2 + 1))
+
+
+def _fourier(which: str, source: str):
+    def compute(n, spec: RemaindersSpec, **_) -> np.ndarray:
+        x = _checked_n(n, spec) if source == "n" else _digits(n, spec)[int(source[-1])]
+        k = np.asarray(fourier_frequencies(spec), dtype=np.int64)
+        angle = 2 * np.pi * k[None, :] * x[:, None] / spec.p
+        return np.cos(angle) if which == "cos" else np.sin(angle)
+
+    return compute
+
+
+def _remainder_variables():
+    from ktlens.tasks.variables import TaskVariable as V
+    from ktlens.tasks.variables import make_registry
+
+    out = [
+        V("n", "class", "the input number n", "n in 0..p^2-1", lambda n, spec, **_: _checked_n(n, spec)),
+        V("high_digit", "class", "the high base-p digit of n", "n // p", lambda n, spec, **_: _checked_n(n, spec) // spec.p),
+        V("low_digit", "class", "the low base-p digit of n", "n % p", lambda n, spec, **_: _checked_n(n, spec) % spec.p),
+        V("digit_0", "class", "the first input digit (n // p for digit_order msd, n % p for lsd)",
+          "digit value of input position 0 (not its token id)", lambda n, spec, **_: _digits(n, spec)[0]),
+        V("digit_1", "class", "the second input digit (n % p for digit_order msd, n // p for lsd)",
+          "digit value of input position 1 (not its token id)", lambda n, spec, **_: _digits(n, spec)[1]),
+        V("n_mod_q", "class", "n mod q for every prime q < p",
+          "[N, T]: column j is n % q_j, q_j = primes_below(p)[j] (the tasks of the remainders variant)",
+          lambda n, spec, **_: _checked_n(n, spec)[:, None] % np.asarray(primes_below(spec.p), dtype=np.int64)[None, :],
+          per_position=True),
+        V("label", "class", "the trained target of every task of the spec's variant (before any label shuffle)",
+          "[N, n_tasks]: targets_for(spec, n); column j belongs to task spec.moduli[j]",
+          lambda n, spec, **_: targets_for(spec, _checked_n(n, spec)), per_position=True),
+    ]
+    for source in ("n", "digit_0", "digit_1"):
+        arg = "n" if source == "n" else source
+        for which in ("cos", "sin"):
+            out.append(V(
+                f"{which}_{source}", "scalar", f"Fourier components {which}(2 pi k {arg} / p)",
+                f"[N, K]: column k-1 is {which}(2 pi k {arg} / p) for k = 1..(p-1)//2 (fourier_frequencies)",
+                _fourier(which, source), per_position=True,
+            ))
+    return make_registry(out)
+
+
+#: Named ground-truth variables of an input ``n`` (inputs ``n`` and ``spec``, a `RemaindersSpec`).
+VARIABLES = _remainder_variables()

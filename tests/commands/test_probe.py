@@ -4,7 +4,9 @@ import json
 
 import pytest
 
+from ktlens.analysis.probes import SmallSampleWarning
 from ktlens.cli import main
+from tests.analysis.probes.conftest import make_kt_model
 
 TINY = ["--n-max", "64", "--no-control", "--targets", "u", "re"]
 
@@ -44,3 +46,20 @@ def test_table_names_targets_and_hooks(ktheory_run, capsys):
 def test_bad_hook_target_or_position_exits_2_naming_it(ktheory_run, extra, message, capsys):
     assert main(["probe", "--model", str(ktheory_run), "--n-max", "64", "--no-control", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_probe_command_warns_on_a_small_sample(tmp_path, capsys):
+    import argparse
+
+    from ktlens.checkpoint import save_checkpoint
+    from ktlens.commands import probe
+
+    save_checkpoint(tmp_path / "model", make_kt_model())
+    parser = argparse.ArgumentParser()
+    probe.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["probe", "--model", str(tmp_path / "model"), "--n-max", "12", "--targets", "e",
+                              "--hooks", "hook_src", "--no-control", "--no-progress"])
+    with pytest.warns(SmallSampleWarning, match="'e': 12 examples"):
+        assert args.run(args) == 0
+    out = capsys.readouterr()
+    assert "hook_src" in out.out and "probe/s" not in out.err
