@@ -41,7 +41,7 @@ def _color(i: int, n: int) -> str:
     return pc.sample_colorscale("Viridis", [i / max(1, n - 1)])[0]
 
 
-def first_full_steps(history: Sequence[dict[str, float]], moduli: Sequence[int], split: str = "test") -> dict[int, int | None]:
+def first_full_steps(history: Sequence[dict[str, float | int]], moduli: Sequence[int], split: str = "test") -> dict[int, int | None]:
     """Step at which each task first reached accuracy 1.0 on the split (None: never)."""
     out: dict[int, int | None] = {}
     for q in moduli:
@@ -49,7 +49,7 @@ def first_full_steps(history: Sequence[dict[str, float]], moduli: Sequence[int],
     return out
 
 
-def training_curves(history: Sequence[dict[str, float]], moduli: Sequence[int], title: str = "") -> go.Figure:
+def training_curves(history: Sequence[dict[str, float | int]], moduli: Sequence[int], title: str = "") -> go.Figure:
     """Test accuracy of every task over training (train mean dashed), legend ordered by when each
     task first reached 100% test accuracy."""
     steps = [r["step"] for r in history]
@@ -75,7 +75,7 @@ def training_curves(history: Sequence[dict[str, float]], moduli: Sequence[int], 
     return fig
 
 
-def first_exact_steps(history: Sequence[dict[str, float]], moduli: Sequence[int]) -> go.Figure:
+def first_exact_steps(history: Sequence[dict[str, float | int]], moduli: Sequence[int]) -> go.Figure:
     """Bar chart: first step at which each task is exact on the test split."""
     first = first_full_steps(history, moduli)
     fig = go.Figure(go.Bar(x=[str(q) for q in moduli], y=[first[q] if first[q] is not None else np.nan for q in moduli]))
