@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from jaxtyping import Float
 from plotly.subplots import make_subplots
 
 from ktlens.analysis import fourier as fa
@@ -99,7 +100,7 @@ def embedding_fourier(model: Any) -> go.Figure:
     return fig
 
 
-def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: np.ndarray | None = None) -> go.Figure:
+def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: Float[np.ndarray, "d_mlp p p"] | None = None) -> go.Figure:
     """Activation grids (x0 rows, x1 columns) of the highest-variance neurons and their 2-D spectra."""
     grids = fa.neuron_grids(model) if grids is None else grids
     top = np.argsort(-grids.reshape(len(grids), -1).var(1))[:n_neurons]
@@ -117,7 +118,7 @@ def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: np.ndarray | None
     return fig
 
 
-def task_spectra(model: Any, grids: np.ndarray | None = None) -> go.Figure:
+def task_spectra(model: Any, grids: Float[np.ndarray, "d_mlp p p"] | None = None) -> go.Figure:
     """Per task: marginal frequency norms along x0 and x1 of the task-weighted neuron spectra."""
     power = fa.task_frequency_power(model, grids)  # [T, K+1, K+1]
     norm = lambda a: a / a.max(1, keepdims=True).clip(1e-30)  # noqa: E731
