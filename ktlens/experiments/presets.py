@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ TASK_DERIVED = ("d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_ctx_src", "
 
 def model_setting_types(exclude: tuple[str, ...] = TASK_DERIVED) -> dict[str, Any]:
     """ModelConfig field names a preset may set, with their types."""
-    hints = typing.get_type_hints(ModelConfig)
+    hints = inspect.get_annotations(ModelConfig, eval_str=True)  # get_type_hints is empty under @no_type_check
     return {f.name: hints[f.name] for f in dataclasses.fields(ModelConfig) if f.name not in exclude}
 
 
