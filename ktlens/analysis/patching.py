@@ -56,7 +56,7 @@ def patch_by_position(
 def patch_hooks(
     model: HookedModel,
     clean_tokens: Int[Tensor, "batch tok"],
-    corrupted_tokens: Int[Tensor, "batch tok"],
+    corrupted_tokens: Int[Tensor, "batch_c tok_c"],  # must match clean_tokens: a ValueError names both shapes
     hook_names: list[str],
 ) -> Float[Tensor, "batch *logit_dims"]:
     """Logits of the corrupted run with the named hooks replaced, at every position, by their clean values."""
@@ -180,7 +180,7 @@ def _hook_name(kind: NodeKind, layer: int) -> str:
 def patch_nodes(
     model: HookedModel,
     clean_tokens: Int[Tensor, "batch tok"],
-    corrupted_tokens: Int[Tensor, "batch tok"],
+    corrupted_tokens: Int[Tensor, "batch_c tok_c"],  # must match clean_tokens: a ValueError names both shapes
     nodes: list[Node],
     direction: str = "denoise",
 ) -> Float[Tensor, "..."]:
@@ -294,7 +294,7 @@ def sweep_axes(model: HookedModel, kind_name: str) -> tuple[list[str], list[list
 def patch_sweep(
     model: HookedModel,
     clean_tokens: Int[Tensor, "batch tok"],
-    corrupted_tokens: Int[Tensor, "batch tok"],
+    corrupted_tokens: Int[Tensor, "batch_c tok_c"],  # must match clean_tokens: a ValueError names both shapes
     kind_name: str,
     metric: Callable[[Tensor], Tensor],
     direction: str = "denoise",
@@ -392,7 +392,7 @@ def ktheory_corruptions(model: HookedModel, p: int, r: int, e: int) -> dict[str,
 def attribution_patch(
     model: HookedModel,
     clean_tokens: Int[Tensor, "batch tok"],
-    corrupted_tokens: Int[Tensor, "batch tok"],
+    corrupted_tokens: Int[Tensor, "batch_c tok_c"],  # must match clean_tokens: a ValueError names both shapes
     kind_name: str,
     metric: Callable[[Tensor], Tensor],
     direction: str = "denoise",
