@@ -38,9 +38,9 @@ def sweep_heatmap(sweep: PatchSweep, title: str | None = None) -> go.Figure:
     ))
     what = "clean into corrupted (denoising)" if sweep.direction == "denoise" else "corrupted into clean (noising)"
     fig.update_layout(
-        title=title or f"{sweep.kind}: {what}; clean {sweep.clean_value:.3f}, corrupted {sweep.corrupted_value:.3f}",
+        title=title or f"{sweep.kind}: {what}<br><sub>{sweep.metric_name}: clean {sweep.clean_value:.3f}, corrupted {sweep.corrupted_value:.3f}</sub>",
         xaxis_title=col_name, yaxis_title=row_name or sweep.kind, yaxis_autorange="reversed",
-        height=max(260, 28 * len(rows) + 160), width=max(520, 22 * len(cols) + 300) if len(cols) < 60 else 1200,
+        height=max(340, 28 * len(rows) + 180), width=max(760, 22 * len(cols) + 300) if len(cols) < 60 else 1200,
     )
     return fig
 
@@ -51,9 +51,9 @@ def estimate_scatter(real: PatchSweep, estimate: PatchSweep, r: float) -> go.Fig
     fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker={"size": 6}))
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "grey"}, showlegend=False))
-    fig.update_layout(title=f"{real.kind}: attribution patching vs activation patching (Pearson r = {r:.3f})",
+    fig.update_layout(title=f"{real.kind}: attribution patching vs activation patching<br><sub>Pearson r = {r:.3f} over {len(x)} cells</sub>",
                       xaxis_title="activation patching (normalised)", yaxis_title="attribution patching (normalised)",
-                      showlegend=False, width=560, height=460)
+                      showlegend=False, width=760, height=460)
     return fig
 
 
