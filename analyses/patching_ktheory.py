@@ -27,6 +27,23 @@ from ktlens.analysis.patching import attribution_patch, ktheory_corruptions, log
 from ktlens.checkpoint import load_pretrained  # noqa: E402
 
 
+def write_figure(summary: dict, heads: list[str], path: Path) -> None:
+    """Heatmap: rows corruption kinds, columns cross-attention heads, colour the mean share restored."""
+    import plotly.graph_objects as go
+
+    from ktlens.viz.patching_figures import write_page
+
+    kinds = [("p", "p corrupted"), ("r", "r corrupted"), ("u", "u corrupted")]
+    z = [[summary[k]["mean_restored"][h] for h in heads] for k, _ in kinds]
+    share = [[summary[k]["fraction_at_least_0.8"][h] for h in heads] for k, _ in kinds]
+    text = [[f"{m:.2f}<br>({s:.0%} >= 0.8)" for m, s in zip(zr, sr)] for zr, sr in zip(z, share)]
+    fig = go.Figure(go.Heatmap(z=z, x=heads, y=[name for _, name in kinds], text=text, texttemplate="%{text}", zmin=-1, zmax=1,
+                               colorscale="RdBu", colorbar={"title": {"text": "mean share of the<br>logit difference restored"}}))
+    fig.update_layout(title="Denoising one cross-attention head (all positions): share of the clean logit difference restored",
+                      xaxis_title="cross-attention head", yaxis_title="corruption", yaxis_autorange="reversed", width=1000, height=420)
+    write_page([fig], path, "Cross-attention heads carrying p, r, u on ktheory-small", "python analyses/patching_ktheory.py")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ktheory-small")
@@ -98,6 +115,7 @@ def main() -> None:
     lines += ["", f"Attribution patching against activation patching, every self- and cross-attention head at every "
               f"decoder position over all {sum(s['n'] for s in summary.values())} pairs ({len(x)} cells): Pearson r = {r_all:.3f}.", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
+    write_figure(summary, heads, out.with_suffix(".html"))
     print("\n".join(lines))
 
 
