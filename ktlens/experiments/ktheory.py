@@ -15,14 +15,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, no_type_check
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ktlens.checkpoint import save_checkpoint
-from ktlens.experiments.presets import TASK_DERIVED, PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.experiments.presets import (
+    TASK_DERIVED,
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 from ktlens.tasks.ktheory_data import KTheoryDataset, KTheoryGridSpec, build_dataset
 from ktlens.tasks.ktheory_spec import LABEL_ORDERS, KTheoryTaskSpec
@@ -31,6 +40,7 @@ from ktlens.train import TrainConfig, train
 MODEL_NOT_SETTINGS = TASK_DERIVED + ("seed",)  # the model is initialised with the training seed
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass
 class KTheoryPreset:
     """A K-theory training setting; every section is validated on construction."""
@@ -107,9 +117,7 @@ PRESETS: Mapping[str, KTheoryPreset] = MappingProxyType(_PRESETS)  # read-only; 
 
 def get_preset(name: str) -> KTheoryPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown K-theory preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "K-theory")
 
 
 def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
@@ -178,13 +186,7 @@ def sequence_metrics(
 
 def resolve_preset(preset: str | KTheoryPreset | Mapping[str, Any]) -> KTheoryPreset:
     """A copy of a preset given by name, as a KTheoryPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, KTheoryPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return KTheoryPreset.from_dict(preset)
-    raise ValueError(f"a K-theory preset is a name, a KTheoryPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, KTheoryPreset, PRESETS, "K-theory")
 
 
 def build_preset(

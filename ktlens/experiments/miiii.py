@@ -31,19 +31,28 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, no_type_check
 
 import torch
 
 from ktlens.analysis.fourier import embedding_frequency_norms, key_frequencies
 from ktlens.checkpoint import save_checkpoint
 from ktlens.experiments.overrides import apply_overrides
-from ktlens.experiments.presets import PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.experiments.presets import (
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder import RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersData, RemaindersSpec
-from ktlens.train import TrainConfig, train
+from ktlens.train import EvalRecord, TrainConfig, train
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass
 class MiiiiPreset:
     """A MIIII training setting; every section is validated on construction."""
@@ -161,20 +170,12 @@ PRESETS: Mapping[str, MiiiiPreset] = MappingProxyType(_PRESETS)  # read-only; us
 
 def get_preset(name: str) -> MiiiiPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown miiii preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "miiii")
 
 
 def resolve_preset(preset: str | MiiiiPreset | Mapping[str, Any]) -> MiiiiPreset:
     """A copy of a preset given by name, as a MiiiiPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, MiiiiPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return MiiiiPreset.from_dict(preset)
-    raise ValueError(f"a miiii preset is a name, a MiiiiPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, MiiiiPreset, PRESETS, "miiii")
 
 
 def build(
@@ -228,7 +229,7 @@ def train_preset(
         timeline.append({"step": step, "norms": norms.round(6).tolist(), "key_frequencies": keys, "n_active": len(keys)})
         timeline_path.write_text(json.dumps(timeline) + "\n")
 
-    def on_eval(record: dict[str, float]) -> None:
+    def on_eval(record: EvalRecord) -> None:
         step = int(record["step"])
         if snapshot_every and step % snapshot_every == 0:
             snapshot(step)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ktlens.models.config import ModelConfig
-from ktlens.train import TrainConfig, TrainResult
+from ktlens.train import EvalRecord, TrainConfig, TrainResult
 
 #: ModelConfig fields a study derives from its task (vocabulary sizes, context) or that are not settings.
 TASK_DERIVED = ("d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_ctx_src", "extra")
@@ -53,6 +55,24 @@ def check_train_config(train: Any, owner: str) -> TrainConfig:
     return TrainConfig(**train)
 
 
+def copy_of_preset(table: Mapping[str, Any], name: str, study: str) -> Any:
+    """A fresh copy of ``table[name]`` (changing it leaves the table as it is), or ValueError naming it."""
+    if name not in table:
+        raise ValueError(f"unknown {study} preset {name!r}; known: {sorted(table)}")
+    return copy.deepcopy(table[name])
+
+
+def resolve_preset_of(preset: Any, preset_type: type, table: Mapping[str, Any], study: str) -> Any:
+    """A copy of a preset given by name, as a ``preset_type``, or as its dict."""
+    if isinstance(preset, str):
+        return copy_of_preset(table, preset, study)
+    if isinstance(preset, preset_type):
+        return copy.deepcopy(preset)
+    if isinstance(preset, Mapping):
+        return preset_type.from_dict(preset)
+    raise ValueError(f"a {study} preset is a name, a {preset_type.__name__} or its dict, got {type(preset).__name__}")
+
+
 @dataclass
 class PresetRun:
     """What ``train_preset`` returns: the training result and the metrics it wrote to ``out/model``."""
@@ -66,7 +86,7 @@ class PresetRun:
         return self.result.model
 
     @property
-    def final(self) -> dict[str, float]:
+    def final(self) -> EvalRecord:
         return self.result.final
 
     @property
@@ -74,7 +94,7 @@ class PresetRun:
         return self.result.step
 
     @property
-    def history(self) -> list[dict[str, float]]:
+    def history(self) -> list[EvalRecord]:
         return self.result.history
 
     @property
