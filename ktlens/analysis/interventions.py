@@ -20,7 +20,8 @@ from torch import Tensor
 
 from ktlens.models.base import HookedModel
 
-__all__ = ["Intervention", "InterventionEffect", "DoseResponse", "intervene", "intervention_effect", "dose_response", "OPS"]
+__all__ = ["Intervention", "InterventionEffect", "DoseResponse", "intervene", "intervention_effect", "dose_response",
+           "difference_of_means", "OPS"]
 
 OPS = ("set", "add", "scale", "zero", "mean", "resample")
 
@@ -219,3 +220,30 @@ def dose_response(
         predictions_changed=torch.tensor([r.predictions_changed for r in rows]),
         exact_match=torch.tensor([r.exact_match_after for r in rows]),
     )
+
+
+def difference_of_means(
+    model: HookedModel,
+    tokens_a: Int[Tensor, "batch_a tok"],
+    tokens_b: Int[Tensor, "batch_b tok"],
+    hook: str,
+    position: int | None = None,
+) -> Float[Tensor, "d"]:
+    """mean(activation | a) - mean(activation | b) at `hook` (at one `position` of its position axis, or
+    averaged over positions): a direction for `Intervention(direction=...)`."""
+    if hook not in model.hook_dict:
+        raise ValueError(f"hook {hook!r} does not exist in this model")
+    means = []
+    with torch.no_grad():
+        for tokens in (tokens_a, tokens_b):
+            _, cache = model.run_with_cache(tokens, names_filter=[hook])
+            act = cache[hook]
+            if act.ndim >= 3:
+                if position is not None:
+                    if not -act.shape[1] <= position < act.shape[1]:
+                        raise ValueError(f"position={position} is out of range for {hook!r} ({act.shape[1]} positions)")
+                    act = act[:, position]
+                else:
+                    act = act.mean(1)
+            means.append(act.reshape(act.shape[0], -1).mean(0))
+    return means[0] - means[1]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ktlens.analysis.interventions import Intervention, dose_response, intervene, intervention_effect
+from ktlens.analysis.interventions import Intervention, difference_of_means, dose_response, intervene, intervention_effect
 from ktlens.models import KTheoryTransformer, RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersSpec
 
@@ -91,3 +91,14 @@ def test_bad_interventions_name_the_value():
         intervene(model, tokens, [Intervention("blocks.0.mlp.hook_post", "mean", neuron=0)])
     with pytest.raises(ValueError, match="op='double'"):
         Intervention("blocks.0.mlp.hook_post", "double", neuron=0)
+
+
+def test_difference_of_means_direction_is_the_embedding_difference():
+    model, _ = hand_built()
+    # at '=' the stream before the block is embed('=') + pos(2) for every n; at x0 it is embed(x0) + pos(0)
+    a, b = model.tokens_for([5, 6]), model.tokens_for([10, 11])  # x0 = 1 vs x0 = 2
+    direction = difference_of_means(model, a, b, "blocks.0.hook_resid_pre", position=0)
+    assert torch.allclose(direction, model.W_E[1] - model.W_E[2], atol=1e-6)
+    assert torch.allclose(difference_of_means(model, a, b, "blocks.0.hook_resid_pre", position=-1), torch.zeros(8), atol=1e-6)
+    with pytest.raises(ValueError, match="position=7"):
+        difference_of_means(model, a, b, "blocks.0.hook_resid_pre", position=7)

@@ -60,6 +60,11 @@ def test_decompose_resid_includes_cross_attention_and_sums_to_the_stream(kt):
     assert torch.allclose(stack.sum(0), cache["blocks.1.hook_resid_post"], atol=1e-5)
     with pytest.raises(ValueError, match="decompose_final_resid"):
         cache.get_full_resid_decomposition()
+    # the logit lens' last row, through ln_final, is the model's own final stream read out
+    lens, lens_labels = cache.accumulated_resid(apply_ln=True, return_labels=True)
+    assert lens_labels == ["0_pre", "1_pre", "final_post"]
+    logits, _ = kt.run_with_cache(tokens)
+    assert torch.allclose(lens[-1] @ kt.W_U + kt.b_U, logits, atol=1e-4)
 
 
 def test_logit_attrs_adds_up_with_the_final_ln_bias(kt):
