@@ -121,6 +121,11 @@ class KtlensActivationCache(ActivationCache):
         self._refuse_post_ln("apply_ln_to_stack")
         return super().apply_ln_to_stack(residual_stack, layer, *args, **kwargs)
 
+    def apply_slice_to_batch_dim(self, batch_slice: Any) -> "KtlensActivationCache":
+        """TransformerLens' batch slice, keeping this class (and its fixed decompositions)."""
+        sliced = super().apply_slice_to_batch_dim(batch_slice)
+        return KtlensActivationCache(sliced.cache_dict, self.model, has_batch_dim=sliced.has_batch_dim)
+
     def get_full_resid_decomposition(self, *args: Any, **kwargs: Any) -> Any:
         """Not TransformerLens' version (it leaves out cross-attention and the '='-only last block)."""
         raise ValueError(

@@ -57,6 +57,7 @@ def test_decompose_resid_includes_cross_attention_and_sums_to_the_stream(kt):
     assert isinstance(cache, KtlensActivationCache)
     stack, labels = cache.decompose_resid(return_labels=True)
     assert "1_cross_attn_out" in labels
+    assert isinstance(cache.apply_slice_to_batch_dim(0), KtlensActivationCache)
     assert torch.allclose(stack.sum(0), cache["blocks.1.hook_resid_post"], atol=1e-5)
     with pytest.raises(ValueError, match="decompose_final_resid"):
         cache.get_full_resid_decomposition()
