@@ -99,6 +99,11 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of its process group, or has none (writes results, prints)."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def shard(idx: Int[Tensor, " batch"], ctx: DistContext) -> Int[Tensor, " shard"]:
     """This rank's contiguous slice of the global batch `idx` (sizes differ by at most one)."""
     if not ctx.active:
