@@ -6,6 +6,13 @@ per rank on CPU (gloo) or one GPU per rank (NCCL). The global batch is the same 
 examples/s with N ranks against 1 rank, divided by N, is the scaling efficiency.
 
     python benchmarks/bench_ddp.py [--preset small --steps 60 --ranks 1 2 --device cpu --rounds 3]
+
+`--footprint` instead prints, for the large presets (K-theory `seed`, MIIII `paper`), what docs/scaling.md
+quotes: parameters, the bytes of weights + gradients + AdamW (+ grokfast) state, the activation bytes
+autograd saves per example (measured on a micro-batch), the FLOPs per example of forward + backward
+(torch's FLOP counter), and the CPU time per step (measured on a micro-batch, scaled to the batch).
+
+    python benchmarks/bench_ddp.py --footprint
 """
 
 from __future__ import annotations
@@ -84,6 +91,81 @@ def measure(world: int, args: argparse.Namespace) -> dict[str, float]:
     return {**r, "examples_per_s": r["examples"] / r["seconds"]}
 
 
+def _footprint_inputs(study: str, name: str, micro: int):
+    """A model of the preset, a micro-batch of `micro` real examples, the loss, and the preset."""
+    if study == "ktheory":
+        from ktlens.experiments.ktheory import get_preset, task_spec_of
+        from ktlens.models.encoder_decoder import KTheoryTransformer
+        from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
+        from ktlens.tasks.ktheory_spec import KTheoryTaskSpec
+
+        preset = get_preset(name)
+        model = KTheoryTransformer.create(KTheoryTaskSpec.of_grid(preset.grid, preset.label_order), seed=0, **preset.model)
+        # the values do not change the cost: real triples of a small grid, in the big model's vocabulary
+        small = build_dataset(KTheoryGridSpec(n_primes=8, r_max=6, e_max=6, split="random", test_fraction=0.2, seed=0))
+        data = KTheoryTrainData(small, model)
+        n_train = round(preset.grid.n_primes * preset.grid.r_max * preset.grid.e_max * (1 - preset.grid.test_fraction))
+    else:
+        from ktlens.experiments.miiii import build
+
+        spec, data, model, preset_cfg = build(name)
+        from ktlens.experiments.miiii import get_preset
+
+        preset = get_preset(name)
+        n_train = data.n_train
+    idx = torch.arange(micro) % data.n_train
+    batch = data.batch(idx)
+    if study == "ktheory":  # the small grid's labels are shorter: pad them to the big model's length with 0s
+        tokens, targets = batch
+        batch = (tokens, torch.nn.functional.pad(targets, (0, model.seq_len - targets.shape[1])))
+    return model, data, batch, preset, n_train
+
+
+def footprint(study: str, name: str, micro: int = 64) -> dict[str, float]:
+    """Memory and compute of one training step of a preset, per example where it scales with the batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model, data, batch, preset, n_train = _footprint_inputs(study, name, micro)
+    model.train()
+    cfg = preset.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
+    state_bytes = 4 * n_params * (1 + 1 + 2 + (1 if cfg.grokfast_lambda else 0))  # weights, grads, Adam m and v, EMA
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = data.loss(model, batch)
+    loss.backward()
+    act_per_example = (sum(saved.values()) - sum(p.numel() * 4 for p in params)) / micro  # weights are saved too
+    with FlopCounterMode(display=False) as counter:
+        data.loss(model, batch).backward()
+    flops_per_example = counter.get_total_flops() / micro
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        data.loss(model, batch).backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    batch_size = cfg.batch_size or n_train
+    return {
+        "parameters": n_params,
+        "state_MiB": state_bytes / 2**20,
+        "activation_KiB_per_example": act_per_example / 2**10,
+        "global_batch": batch_size,
+        "GFLOP_per_step": flops_per_example * batch_size / 1e9,
+        "cpu_s_per_step": statistics.median(times[1:]) / micro * batch_size,
+        "cpu_GFLOP_per_s": flops_per_example * micro / statistics.median(times[1:]) / 1e9,
+        "steps": cfg.steps,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="small", help="K-theory preset (its batch is the global batch)")
@@ -94,7 +176,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="runs per world size, interleaved; the median is shown")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--footprint", action="store_true", help="memory and FLOPs of the seed and paper presets")
     args = ap.parse_args()
+    if args.footprint:
+        torch.set_num_threads(args.threads)
+        print(f"{os.cpu_count()} CPU cores, {args.threads} thread(s)")
+        for study, name in (("ktheory", "seed"), ("miiii", "paper")):
+            print(study, name, json.dumps({k: round(v, 3) for k, v in footprint(study, name).items()}))
+        return
     if args.device == "cuda" and max(args.ranks) > torch.cuda.device_count():
         raise SystemExit(f"--ranks {max(args.ranks)} needs that many GPUs; this machine has {torch.cuda.device_count()}")
     runs: dict[int, list[float]] = {w: [] for w in args.ranks}
