@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from ktlens.distributed import DistContext, shard
+from ktlens.distributed import DistContext, resolve_device, shard
 from ktlens.experiments.ktheory import KTheoryTrainData, build_preset
 from ktlens.train import TrainConfig, TrainData, _batch_indices, train
 
@@ -175,3 +175,18 @@ def test_shard_refuses_a_batch_smaller_than_the_world():
 def test_context_refuses_a_rank_outside_the_world():
     with pytest.raises(ValueError, match="rank"):
         DistContext(2, 2)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="'gpu'"):
+        resolve_device("gpu")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(capsys, monkeypatch):
+    from ktlens.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "ktheory", "--preset", "tiny", "--device", "cuda", "--out", "unused"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
