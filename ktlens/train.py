@@ -181,7 +181,7 @@ def _restore_optimizer(opt: torch.optim.Optimizer, grokfast: GrokfastEMA | None,
     state_dict["state"] = state
     opt.load_state_dict(state_dict)
     if grokfast is not None:
-        ema = [tensors[f"grokfast.{i}"] for i in range(len(grokfast.params)) if f"grokfast.{i}" in tensors]
+        ema = [tensors[f"grokfast.{i}"].to(p.device) for i, p in enumerate(grokfast.params) if f"grokfast.{i}" in tensors]
         grokfast.ema = ema or None
 
 
