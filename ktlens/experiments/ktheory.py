@@ -24,7 +24,15 @@ from torch import Tensor
 
 from ktlens.checkpoint import save_checkpoint
 from ktlens.distributed import is_main_process
-from ktlens.experiments.presets import TASK_DERIVED, PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.experiments.presets import (
+    TASK_DERIVED,
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 from ktlens.tasks.ktheory_data import KTheoryDataset, KTheoryGridSpec, build_dataset
 from ktlens.tasks.ktheory_spec import LABEL_ORDERS, KTheoryTaskSpec
@@ -110,9 +118,7 @@ PRESETS: Mapping[str, KTheoryPreset] = MappingProxyType(_PRESETS)  # read-only; 
 
 def get_preset(name: str) -> KTheoryPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown K-theory preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "K-theory")
 
 
 def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
@@ -181,13 +187,7 @@ def sequence_metrics(
 
 def resolve_preset(preset: str | KTheoryPreset | Mapping[str, Any]) -> KTheoryPreset:
     """A copy of a preset given by name, as a KTheoryPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, KTheoryPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return KTheoryPreset.from_dict(preset)
-    raise ValueError(f"a K-theory preset is a name, a KTheoryPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, KTheoryPreset, PRESETS, "K-theory")
 
 
 def build_preset(

@@ -40,7 +40,14 @@ from ktlens.analysis.fourier import embedding_frequency_norms, key_frequencies
 from ktlens.checkpoint import save_checkpoint
 from ktlens.distributed import is_main_process
 from ktlens.experiments.overrides import apply_overrides
-from ktlens.experiments.presets import PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.experiments.presets import (
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder import RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersData, RemaindersSpec
 from ktlens.train import EvalRecord, TrainConfig, train
@@ -164,20 +171,12 @@ PRESETS: Mapping[str, MiiiiPreset] = MappingProxyType(_PRESETS)  # read-only; us
 
 def get_preset(name: str) -> MiiiiPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown miiii preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "miiii")
 
 
 def resolve_preset(preset: str | MiiiiPreset | Mapping[str, Any]) -> MiiiiPreset:
     """A copy of a preset given by name, as a MiiiiPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, MiiiiPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return MiiiiPreset.from_dict(preset)
-    raise ValueError(f"a miiii preset is a name, a MiiiiPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, MiiiiPreset, PRESETS, "miiii")
 
 
 def build(
