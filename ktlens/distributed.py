@@ -100,8 +100,11 @@ def shutdown() -> None:
 
 
 def is_main_process() -> bool:
-    """Whether this process is rank 0 of its process group, or has none (writes results, prints)."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    """Whether this process is rank 0 of its process group (or of the torchrun job about to form one), or
+    the only process: the one that writes results and prints."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def shard(idx: Int[Tensor, " batch"], ctx: DistContext) -> Int[Tensor, " shard"]:
