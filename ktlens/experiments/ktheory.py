@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ktlens.checkpoint import save_checkpoint
+from ktlens.distributed import is_main_process
 from ktlens.experiments.presets import (
     TASK_DERIVED,
     PresetRun,
@@ -208,16 +209,22 @@ def train_preset(
     seed: int | None = None,
     progress: bool = True,
     name: str | None = None,
+    device: str | torch.device | None = None,
 ) -> PresetRun:
     """Train a preset (a name or a KTheoryPreset) into `out` (resumable), then write `out/model` with
     full-domain metrics; returns the training result with those metrics. `name` labels the run in the
-    metrics (default: the preset's name, or "custom")."""
+    metrics (default: the preset's name, or "custom"). `device`: where to train (default: the CPU).
+    Under torchrun every rank trains; rank 0 alone writes `out/model` (the others return no metrics)."""
     label = name or (preset if isinstance(preset, str) else "custom")
     preset, dataset, model = build_preset(preset, seed)
+    if device is not None:
+        model.to(device)
     cfg = preset.train if steps is None else dataclasses.replace(preset.train, steps=steps)
     data = KTheoryTrainData(dataset, model)
     t0 = time.perf_counter()
     result = train(model, data, cfg, run_dir=out, progress=progress)
+    if not is_main_process():
+        return PresetRun(result=result, metrics={}, out=Path(out))
     metrics = {
         "preset": label,
         "train_seconds_this_call": round(time.perf_counter() - t0, 1),

@@ -38,6 +38,7 @@ import torch
 
 from ktlens.analysis.fourier import embedding_frequency_norms, key_frequencies
 from ktlens.checkpoint import save_checkpoint
+from ktlens.distributed import is_main_process
 from ktlens.experiments.overrides import apply_overrides
 from ktlens.experiments.presets import (
     PresetRun,
@@ -206,15 +207,21 @@ def train_preset(
     seed: int | None = None,
     progress: bool = True,
     name: str | None = None,
+    device: str | torch.device | None = None,
 ) -> PresetRun:
     """Train a preset (a name or a MiiiiPreset) into the run folder ``out``; returns the training result
     with the metrics written to ``out/model/metrics.json``. ``name`` labels the run in the metrics
-    (default: the preset's name, or "custom")."""
+    (default: the preset's name, or "custom"). ``device``: where to train (default: the CPU). Under
+    torchrun every rank trains; rank 0 alone writes snapshots and ``out/model`` (the others return no metrics)."""
     label = name or (preset if isinstance(preset, str) else "custom")
     preset = resolve_preset(preset)
     if steps is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, steps=steps))
-    _, data, model, cfg = build(preset, seed)
+    spec, data, model, cfg = build(preset, seed)
+    if device is not None:
+        model.to(device)
+        data = RemaindersData(spec, device=str(model.device))
+    main = is_main_process()
     out = Path(out)
     snapshot_every = preset.snapshot_every
 
@@ -234,10 +241,13 @@ def train_preset(
         if snapshot_every and step % snapshot_every == 0:
             snapshot(step)
 
-    out.mkdir(parents=True, exist_ok=True)
-    if snapshot_every and not timeline:
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if main and snapshot_every and not timeline:
         snapshot(0)
     result = train(model, data, cfg, run_dir=out, progress=progress, on_eval=on_eval)
+    if not main:
+        return PresetRun(result=result, metrics={}, out=out)
     if snapshot_every and result.step % snapshot_every:
         snapshot(result.step)
     metrics = {
