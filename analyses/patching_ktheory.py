@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="triples per corruption kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "patching_ktheory"))
+    parser.add_argument("--html", default=str(ROOT / "runs" / "patching_ktheory.html"),
+                        help="the figure as offline HTML (~5 MB; docs/results/patching_ktheory.png is its screenshot)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = load_pretrained(args.model).eval()
@@ -115,7 +117,7 @@ def main() -> None:
     lines += ["", f"Attribution patching against activation patching, every self- and cross-attention head at every "
               f"decoder position over all {sum(s['n'] for s in summary.values())} pairs ({len(x)} cells): Pearson r = {r_all:.3f}.", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
-    write_figure(summary, heads, out.with_suffix(".html"))
+    write_figure(summary, heads, Path(args.html))
     print("\n".join(lines))
 
 
