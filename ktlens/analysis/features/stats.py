@@ -1,0 +1,61 @@
+"""Per-unit statistics: density, position specificity, activation histograms, top and quantile examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+__all__ = ["density", "position_share", "top_examples", "quantile_examples", "histograms"]
+
+
+def density(acts: Float[Tensor, "examples positions units"]) -> Float[np.ndarray, " units"]:
+    """Share of rows on which each unit is positive."""
+    return (acts > 0).float().mean((0, 1)).numpy().astype(np.float64)
+
+
+def position_share(acts: Float[Tensor, "examples positions units"]) -> Float[np.ndarray, "units positions"]:
+    """Share of each unit's firing (positive rows) at each position (zeros for a unit that never fires)."""
+    counts = (acts > 0).float().sum(0).T.double()  # [U, K]
+    return (counts / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
+
+
+def top_examples(acts: Float[Tensor, "examples positions units"], unit: int, k: int = 10) -> list[tuple[int, int, float]]:
+    """The k rows where ``unit`` is largest, as (example, position, activation)."""
+    flat = acts[..., unit].reshape(-1)
+    vals, idx = flat.topk(min(k, flat.numel()))
+    K = acts.shape[1]
+    return [(int(i) // K, int(i) % K, float(v)) for v, i in zip(vals, idx)]
+
+
+def quantile_examples(acts: Float[Tensor, "examples positions units"], unit: int, n_bins: int = 5, per_bin: int = 3,
+                      seed: int = 0) -> list[tuple[str, list[tuple[int, int, float]]]]:
+    """Examples from equal-width bins of (0, max]: ``[(bin label, [(example, position, activation)])]``."""
+    flat = acts[..., unit].reshape(-1).numpy()
+    top = float(flat.max()) if flat.size else 0.0
+    if top <= 0:
+        return []
+    K = acts.shape[1]
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(0, top, n_bins + 1)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        rows = np.flatnonzero((flat > lo) & (flat <= hi))
+        if rows.size == 0:
+            continue
+        pick = np.sort(rng.choice(rows, size=min(per_bin, rows.size), replace=False))
+        out.append((f"({lo:.3g}, {hi:.3g}]: {rows.size} rows", [(int(i) // K, int(i) % K, float(flat[i])) for i in pick]))
+    return out
+
+
+def histograms(acts: Float[Tensor, "examples positions units"], bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of each unit's positive activations: counts [U, bins] over edges [U, bins + 1] from 0 to max."""
+    U = acts.shape[-1]
+    flat = acts.reshape(-1, U)
+    top = flat.max(0).values.clamp(min=1e-6)
+    scaled = (flat / top * bins).ceil().clamp(max=bins).long()  # bin 1..bins for positive values, 0 for <= 0
+    counts = torch.zeros(U, bins + 1, dtype=torch.long)
+    counts.scatter_add_(1, scaled.T.clamp(min=0), torch.ones_like(scaled.T))
+    edges = top[:, None].double() * torch.linspace(0, 1, bins + 1, dtype=torch.float64)[None]
+    return counts[:, 1:].numpy(), edges.numpy()
