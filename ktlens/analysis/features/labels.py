@@ -129,6 +129,8 @@ def score_units(acts: Float[Tensor, "examples positions units"], events: EventSe
         (f_fit, c_fit, _, _), ev_fit = stats[0]
         (f_test, c_test, p_test, r_test), _ = stats[1]
         valid = (ev_fit >= config.min_support)[:, None, :] & (f_fit - c_fit >= config.min_excess)
+        if K == 1:
+            valid[1:] = False  # one position: "only at position 0" is the same event as "anywhere"
         score = torch.where(valid, f_fit, torch.full_like(f_fit, -1.0))  # [K+1, U, H]
         flat = score.permute(1, 0, 2).reshape(U, C)
         val, ix = flat.topk(n_best, dim=1)
