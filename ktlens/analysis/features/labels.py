@@ -72,7 +72,7 @@ class UnitScores:
     event_f1: Float[np.ndarray, " candidates"]
     event_unit: Int[np.ndarray, " candidates"]
 
-    def candidate(self, c: int) -> Hypothesis:
+    def candidate(self, c: int | np.integer) -> Hypothesis:
         """The hypothesis of candidate index c (with its position restriction)."""
         H = len(self.hypotheses)
         pos, h = divmod(int(c), H)
