@@ -50,6 +50,10 @@ class FeatureReport:
             text += f"; periodic (k0={k0}, k1={k1}), separates n mod {self.periodic.task_q[u]}"
         return text
 
+    def periodic_tasks(self) -> list[int]:
+        """The moduli of a MIIII model's tasks (rows of its logit effects)."""
+        return list(self.domain.context["spec"].moduli) if self.domain.model_type == "miiii" else []
+
     def n_labelled(self, min_f1: float = 0.9) -> int:
         return int((self.scores.labelled & (self.scores.f1[:, 0] >= min_f1)).sum())
 
