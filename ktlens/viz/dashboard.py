@@ -48,7 +48,7 @@ def _fig(div: str, data: list[dict], title: str, xtitle: str, ytitle: str, **lay
            "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 340}
     lay.update(layout)
     spec = json.dumps({"data": data, "layout": lay}, default=_json_default)
-    return f'<div class="fig" id="{div}"></div><script>(function(){{var s={spec};Plotly.newPlot("{div}",s.data,s.layout,{{responsive:true}});}})();</script>'
+    return f'<div class="fig" id="{div}"></div><script>(function(){{var s={spec};Plotly.newPlot("{div}",s.data,s.layout,{{responsive:true,displayModeBar:false}});}})();</script>'
 
 
 def _json_default(o: Any) -> Any:
@@ -96,7 +96,7 @@ def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndar
     figs.append(_fig(f"hist{u}", [{"type": "bar", "x": centers, "y": counts[u], "marker": {"color": "#3465a4"}}],
                      f"Positive activations (density {report.density[u]:.3g})", "activation", "rows", yaxis={"type": "log", "title": {"text": "rows (log)"}}))
     figs.append(_fig(f"pos{u}", [{"type": "bar", "x": d.position_names, "y": report.position_share[u], "marker": {"color": "#c0504d"}}],
-                     "Share of firing at each decoder position", "decoder position (model order)", "share of firing rows"))
+                     "Share of firing at each position", "decoder position (model order)" if d.model_type == "ktheory" else "position", "share of firing rows"))
     if effects is not None:
         e = effects[u]
         if e.ndim == 1:  # K-theory: count tokens
@@ -120,7 +120,7 @@ def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndar
         power = report.periodic.power[u].copy()
         total = power.sum() - power[0, 0]
         power[0, 0] = 0.0
-        figs.append(_fig(f"four{u}", [{"type": "heatmap", "z": power / max(total, 1e-12), "colorscale": "Blues", "zmin": 0,
+        figs.append(_fig(f"four{u}", [{"type": "heatmap", "z": power / max(total, 1e-12), "colorscale": "Viridis", "zmin": 0,
                                        "colorbar": {"title": {"text": "share of non-constant power"}}}],
                          "2-D Fourier spectrum (constant term removed)", "frequency k1 (low digit)", "frequency k0 (high digit)"))
     parts.append("<div class='grid'>" + "".join(figs) + "</div>")
