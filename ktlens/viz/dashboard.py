@@ -89,8 +89,9 @@ def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndar
     d, s = report.domain, report.scores
     label = report.label(u)
     acts = report.units.by_position
+    held_out = f" (held-out F1 {s.f1[u, 0]:.3f})" if s.labelled[u] else ""
     parts = [f"<p><a href='../index.html'>index</a></p><h1>Unit {u} of {html.escape(report.units.source.name)}</h1>",
-             f"<p>Label: <span class='lbl'>{html.escape(label)}</span>{f" (held-out F1 {s.f1[u, 0]:.3f})" if s.labelled[u] else ""} &middot; density {report.density[u]:.4f}</p>"]
+             f"<p>Label: <span class='lbl'>{html.escape(label)}</span>{held_out} &middot; density {report.density[u]:.4f}</p>"]
     figs = []
     centers = (edges[u, :-1] + edges[u, 1:]) / 2
     figs.append(_fig(f"hist{u}", [{"type": "bar", "x": centers, "y": counts[u], "marker": {"color": "#3465a4"}}],

@@ -123,7 +123,7 @@ def _column_labels(domain: FeatureDomain, name: str, n: int) -> list[str]:
 
 
 def task_events(domain: FeatureDomain, extra: Mapping[str, Callable[..., np.ndarray]] | None = None,
-                min_count: int = 8) -> EventSet:
+                min_count: int = 5) -> EventSet:
     """The events of every class and scalar variable of the task (see module docstring), plus ``extra``.
 
     Events that hold on fewer than ``min_count`` or on all rows are dropped (nothing to detect).
