@@ -24,8 +24,9 @@ def load_units(args: argparse.Namespace):
     """(model, unit source) for the command line's --model / --sae / --hook."""
     import ktlens
     from ktlens.analysis.features import neuron_units, sae_units
+    from ktlens.commands.common import resolve_model
 
-    model = ktlens.load_pretrained(args.model)
+    model = ktlens.load_pretrained(resolve_model(args.model))
     model.eval()
     if args.sae is not None:
         if args.hook is not None:
