@@ -46,6 +46,7 @@ __all__ = [
     "FoundFrequencies",
     "found_frequencies",
     "matches_prediction",
+    "identified_characters",
 ]
 
 ALPHA = 1e-3  # family-wise false-positive rate of the per-spectrum test
@@ -59,9 +60,9 @@ def _check_pq(p: int, q: int) -> None:
         raise ValueError(f"need primes 2 <= q < p (q not dividing p), got p={p}, q={q}")
 
 
-def fold(f: float, p: int) -> float:
+def fold(f: float | int, p: int) -> float:
     """A frequency of Z_p folded into ``0 .. p / 2`` (k and p - k are the same real frequency)."""
-    f = f % p
+    f = float(f) % p
     return min(f, p - f)
 
 
@@ -79,7 +80,7 @@ class PredictedFrequencies:
     multiplier: int = field(default=0)  # a = p mod q, the weight of x0 in n mod q
 
 
-def _neighbours(f: float, p: int) -> set[int]:
+def _neighbours(f: float | int, p: int) -> set[int]:
     """The integer frequencies on either side of f, folded."""
     return {int(fold(math.floor(f), p)), int(fold(math.ceil(f), p))}
 
@@ -240,6 +241,11 @@ class FoundFrequencies:
     readout_pairs: list[tuple[int, int]]
     neuron_x0: list[int]
     neuron_x1: list[int]
+    neuron_pairs: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return sorted(set(self.readout_pairs) | set(self.neuron_pairs))
 
     @property
     def x0(self) -> list[int]:
@@ -262,6 +268,7 @@ def found_frequencies(spectra: TaskSpectra, alpha: float = ALPHA) -> dict[int, F
             significant_pairs(r, alpha),
             significant_frequencies(n.sum(1), alpha),
             significant_frequencies(n.sum(0), alpha),
+            significant_pairs(n, alpha),
         )
     return out
 
@@ -271,6 +278,18 @@ def matches_prediction(found: FoundFrequencies, predicted: PredictedFrequencies)
     "all_predicted": bool, "any": bool}``."""
     x0 = [k for k in found.x0 if k in predicted.x0]
     x1 = [k for k in found.x1 if k in predicted.x1]
-    pairs = [pr for pr in found.readout_pairs if pr in predicted.pairs]
+    pairs = [pr for pr in found.pairs if pr in predicted.pairs]
     every = set(found.x0) <= set(predicted.x0) and set(found.x1) <= set(predicted.x1)
     return {"x0": x0, "x1": x1, "pairs": pairs, "all_predicted": every, "any": bool(x0 or x1)}
+
+
+def identified_characters(found: FoundFrequencies, predicted: PredictedFrequencies) -> list[int]:
+    """The characters j (``1 .. (q - 1) // 2``) of the task whose predicted pair of frequencies (floor or
+    ceil of its centre on each axis) holds a found pair: the components the model is said to use."""
+    out = []
+    for j, (c0, c1) in enumerate(predicted.centres, start=1):
+        n0 = _neighbours(c0, predicted.p)
+        n1 = _neighbours(c1, predicted.p)
+        if any(k0 in n0 and k1 in n1 for k0, k1 in found.pairs):
+            out.append(j)
+    return out

@@ -1,0 +1,64 @@
+"""`ktlens miiii-analysis --model NAME [--json] [--out DIR]`: per task of a MIIII model, the predicted and
+found frequencies and the restricted / excluded ablations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+JSON_KEYS = ("q", "predicted_frequencies", "found_frequencies", "restricted_accuracy", "excluded_accuracy",
+             "restricted_loss", "excluded_loss")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("miiii-analysis", help="predicted vs found frequencies and Fourier ablations of each MIIII task")
+    p.add_argument("--model", required=True, help="shipped model name (e.g. miiii-small), checkpoint or run folder")
+    p.add_argument("--json", action="store_true", help="print one JSON list (one object per task) instead of a table")
+    p.add_argument("--out", default=None, help="also write analysis.json (every field) and the figures here")
+    p.set_defaults(run=run)
+
+
+def _fmt(ks) -> str:
+    return ",".join(str(k) for k in ks) or "-"
+
+
+def table(rows) -> str:
+    """A markdown table of the analysis records."""
+    lines = ["| q | predicted x0 | predicted x1 | found x0 | found x1 | characters j | restricted acc / loss | excluded acc / loss |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        pf, ff = r.predicted_frequencies, r.found_frequencies
+        lines.append(f"| {r.q} | {_fmt(pf['x0'])} | {_fmt(pf['x1'])} | {_fmt(ff['x0'])} | {_fmt(ff['x1'])} | {_fmt(r.characters)} | "
+                     f"{r.restricted_accuracy:.3f} / {r.restricted_loss:.3f} | {r.excluded_accuracy:.3f} / {r.excluded_loss:.3f} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ktlens.analysis.miiii_analysis import analyse
+    from ktlens.checkpoint import load_checkpoint
+    from ktlens.commands.common import resolve_model
+
+    model = load_checkpoint(resolve_model(args.model))
+    if model.model_type != "miiii":
+        raise ValueError(f"{args.model!r} is a {model.model_type!r} model, not a miiii model")
+    if model.spec.variant != "remainders":
+        raise ValueError(f"{args.model!r} is of the {model.spec.variant!r} variant; the analysis is for 'remainders'")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    rows = analyse(model)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "analysis.json").write_text(json.dumps([r.to_dict() for r in rows], indent=1) + "\n")
+        from ktlens.viz.miiii_figures import analysis_figures_html
+
+        analysis_figures_html(model, rows, out)
+    if args.json:
+        print(json.dumps([{k: r.to_dict()[k] for k in JSON_KEYS} for r in rows]))
+    else:
+        print(table(rows))
+        if args.out:
+            print(f"\nwritten: {Path(args.out) / 'analysis.json'}")
+    return 0
