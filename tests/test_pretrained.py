@@ -1,6 +1,6 @@
 """The models shipped inside the package load offline and do what their metrics files say.
 
-Labels are recomputed here from the definition (``tests.tasks.test_ktheory.definition_counts``), not
+Labels are recomputed here from the definition (``tests.tasks.ktheory_brute.definition_counts``), not
 taken from the package's own tables.
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 import ktlens
 from ktlens.checkpoint import PRETRAINED_DIR
-from tests.tasks.test_ktheory import definition_counts
+from tests.tasks.ktheory_brute import definition_counts
 
 
 def test_ktheory_small_predicts_its_domain():

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float, Float64, Int, Real, Shaped
+from torch import Tensor
 
 __all__ = [
     "fourier_basis",
@@ -62,7 +64,7 @@ __all__ = [
 
 
 # ----- the basis ------------------------------------------------------------------------------------
-def fourier_basis(n: int) -> np.ndarray:
+def fourier_basis(n: int | np.integer) -> Float64[np.ndarray, "n n"]:
     """Orthonormal real Fourier basis of Z_n, rows ``[const, cos 1, sin 1, ..., cos K, sin K(, cos n/2)]``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"fourier_basis needs a positive integer n, got {n!r}")
@@ -91,12 +93,12 @@ def n_frequencies(n: int) -> int:
     return n // 2 + 1
 
 
-def _row_frequency(n: int) -> np.ndarray:
+def _row_frequency(n: int) -> Int[np.ndarray, " n"]:
     """Frequency index of each basis row."""
     return np.array([0] + [k for k in range(1, (n - 1) // 2 + 1) for _ in (0, 1)] + ([n // 2] if n % 2 == 0 else []))
 
 
-def frequency_norms(coeffs: np.ndarray | torch.Tensor, axis: int = 0) -> np.ndarray:
+def frequency_norms(coeffs: Float[np.ndarray, "..."] | Float[Tensor, "..."], axis: int = 0) -> Float64[np.ndarray, " n_freq"]:
     """Pool basis coefficients (length n along ``axis``) into one L2 norm per frequency (``n // 2 + 1``)."""
     c = np.moveaxis(np.asarray(coeffs, dtype=np.float64), axis, 0)
     n = c.shape[0]
@@ -107,7 +109,7 @@ def frequency_norms(coeffs: np.ndarray | torch.Tensor, axis: int = 0) -> np.ndar
     return np.sqrt(out)
 
 
-def key_frequencies(norms: Sequence[float] | np.ndarray, threshold: float | None = None, include_constant: bool = False) -> list[int]:
+def key_frequencies(norms: Sequence[float] | Float[np.ndarray, " n_freq"], threshold: float | None = None, include_constant: bool = False) -> list[int]:
     """Frequencies whose norm exceeds ``threshold`` (default: mean + 2 std of the non-constant norms).
 
     ``norms[0]`` is the constant term and is skipped unless ``include_constant``.
@@ -125,7 +127,7 @@ def _digit_count(model: Any) -> int:
     return int(model.p)
 
 
-def embedding_in_fourier_basis(model: Any, table: int = 0) -> np.ndarray:
+def embedding_in_fourier_basis(model: Any, table: int = 0) -> Float64[np.ndarray, "p d_model"]:
     """The digit-token embedding in the Fourier basis of Z_p: ``B @ W_E[:p]``, shape [p, d_model].
 
     ``table=1`` reads the second digit's rows ``W_E[p:2p]`` of a model with ``digit_tokens="separate"``.
@@ -138,19 +140,19 @@ def embedding_in_fourier_basis(model: Any, table: int = 0) -> np.ndarray:
     return fourier_basis(p) @ W_E
 
 
-def embedding_frequency_norms(model: Any, table: int = 0) -> np.ndarray:
+def embedding_frequency_norms(model: Any, table: int = 0) -> Float64[np.ndarray, " n_freq"]:
     """Norm of the digit embedding per frequency of Z_p, shape [(p - 1) / 2 + 1] (index 0 = constant)."""
     return frequency_norms(embedding_in_fourier_basis(model, table), axis=0)
 
 
 # ----- neurons --------------------------------------------------------------------------------------
-def _grid_tokens(model: Any) -> torch.Tensor:
+def _grid_tokens(model: Any) -> Int[Tensor, "p_squared 3"]:
     p = _digit_count(model)
     return model.tokens_for(np.arange(p * p))
 
 
 @torch.no_grad()
-def neuron_grids(model: Any, layer: int = -1, hook: str = "mlp.hook_post") -> np.ndarray:
+def neuron_grids(model: Any, layer: int = -1, hook: str = "mlp.hook_post") -> Float64[np.ndarray, "d_mlp p p"]:
     """Activation at '=' of every MLP neuron over the digit grid: [d_mlp, p (x0), p (x1)]."""
     p = _digit_count(model)
     layer = layer % model.cfg.n_layers
@@ -165,14 +167,14 @@ def neuron_grids(model: Any, layer: int = -1, hook: str = "mlp.hook_post") -> np
     return acts.T.reshape(-1, p, p)
 
 
-def fourier_2d(grid: np.ndarray) -> np.ndarray:
+def fourier_2d(grid: Real[np.ndarray, "*batch n n"]) -> Float64[np.ndarray, "*batch n n"]:
     """A grid [..., n, n] in the Fourier basis along both axes: ``B @ grid @ B.T``."""
     grid = np.asarray(grid, dtype=np.float64)
     B = fourier_basis(grid.shape[-1])
     return np.einsum("ia,...ab,jb->...ij", B, grid, B)
 
 
-def frequency_power_2d(coeffs: np.ndarray) -> np.ndarray:
+def frequency_power_2d(coeffs: Real[np.ndarray, "*batch n n"]) -> Float64[np.ndarray, "*batch n_freq n_freq"]:
     """Pool 2-D basis coefficients [..., n, n] into power per frequency pair [..., n//2+1, n//2+1]."""
     coeffs = np.asarray(coeffs, dtype=np.float64)
     n = coeffs.shape[-1]
@@ -183,7 +185,7 @@ def frequency_power_2d(coeffs: np.ndarray) -> np.ndarray:
     return np.einsum("...ij,ia,jb->...ab", coeffs**2, onehot, onehot)
 
 
-def neuron_key_frequencies(power: np.ndarray, threshold: float | None = None) -> list[list[tuple[int, int]]]:
+def neuron_key_frequencies(power: Real[np.ndarray, "neuron n_freq n_freq"], threshold: float | None = None) -> list[list[tuple[int, int]]]:
     """For each neuron, the frequency pairs (k0, k1) (not (0, 0)) whose norm exceeds the threshold
     (default: mean + 2 std of that neuron's non-constant pair norms). ``power``: [d_mlp, K+1, K+1]."""
     out = []
@@ -196,7 +198,7 @@ def neuron_key_frequencies(power: np.ndarray, threshold: float | None = None) ->
     return out
 
 
-def _neuron_task_weights(model: Any, layer: int = -1) -> np.ndarray:
+def _neuron_task_weights(model: Any, layer: int = -1) -> Float64[np.ndarray, "n_tasks d_mlp"]:
     """How strongly each neuron writes to each task's logits: [n_tasks, d_mlp] norms of the
     class-centred direct path ``W_out[i] @ W_U[t]`` over the task's valid classes."""
     block = model.blocks[layer]
@@ -210,7 +212,9 @@ def _neuron_task_weights(model: Any, layer: int = -1) -> np.ndarray:
     return np.stack(out)
 
 
-def task_frequency_power(model: Any, grids: np.ndarray | None = None) -> np.ndarray:
+def task_frequency_power(
+    model: Any, grids: Float[np.ndarray, "d_mlp p p"] | None = None
+) -> Float64[np.ndarray, "n_tasks n_freq n_freq"]:
     """Per task, the neuron 2-D spectra weighted by each neuron's squared write to that task:
     [n_tasks, K+1, K+1] (K = (p - 1) / 2), the constant-constant term zeroed."""
     grids = neuron_grids(model) if grids is None else grids
@@ -221,7 +225,7 @@ def task_frequency_power(model: Any, grids: np.ndarray | None = None) -> np.ndar
     return out
 
 
-def task_key_frequencies(model: Any, threshold: float | None = None, grids: np.ndarray | None = None) -> dict[int, dict[str, list[int]]]:
+def task_key_frequencies(model: Any, threshold: float | None = None, grids: Float[np.ndarray, "d_mlp p p"] | None = None) -> dict[int, dict[str, list[int]]]:
     """Key frequencies of each task q: ``{q: {"x0": [...], "x1": [...]}}`` from the marginal norms of
     ``task_frequency_power`` along each digit axis (threshold: mean + 2 std unless given)."""
     power = task_frequency_power(model, grids)
@@ -254,7 +258,7 @@ def active_frequencies_over_training(paths: Iterable[str | Path], threshold: flo
 
 
 # ----- progress measures for (a + b) mod p ----------------------------------------------------------
-def gini(values: Sequence[float] | np.ndarray) -> float:
+def gini(values: Sequence[float | int] | Real[np.ndarray, "*shape"]) -> float:
     """Gini coefficient of non-negative values (0: all equal, -> 1: one value holds everything)."""
     x = np.sort(np.abs(np.asarray(values, dtype=np.float64)).ravel())
     n = x.size
@@ -264,7 +268,7 @@ def gini(values: Sequence[float] | np.ndarray) -> float:
     return float((n + 1 - 2 * (cum / cum[-1]).sum()) / n)
 
 
-def _addition_logits(model: Any) -> torch.Tensor:
+def _addition_logits(model: Any) -> Float64[Tensor, "p_squared p"]:
     p = model.p
     with torch.no_grad():
         was = model.training
@@ -274,7 +278,7 @@ def _addition_logits(model: Any) -> torch.Tensor:
     return logits
 
 
-def _sum_directions(p: int, freqs: Sequence[int]) -> torch.Tensor:
+def _sum_directions(p: int, freqs: Sequence[int]) -> Float64[Tensor, "two_n_freqs p_squared"]:
     """Orthonormal vectors cos(w_k (a+b)), sin(w_k (a+b)) over the p*p grid (n = a p + b): [2F, p*p]."""
     a, b = np.divmod(np.arange(p * p), p)
     rows = []
@@ -296,7 +300,9 @@ def addition_key_frequencies(model: Any, threshold: float | None = None) -> list
     return key_frequencies(np.concatenate([[0.0], proj]), threshold)
 
 
-def restricted_and_excluded_logits(model: Any, freqs: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def restricted_and_excluded_logits(
+    model: Any, freqs: Sequence[int]
+) -> tuple[Float64[Tensor, "p_squared p"], Float64[Tensor, "p_squared p"], Float64[Tensor, "p_squared p"]]:
     """(logits, restricted, excluded) over all p*p pairs: restricted keeps only the mean and the
     cos/sin(w_k (a + b)) components of the key frequencies, excluded removes exactly those."""
     logits = _addition_logits(model)
@@ -333,11 +339,11 @@ def progress_measures(model: Any, data: Any, freqs: Sequence[int] | None = None)
 
 
 # ----- polar plot -----------------------------------------------------------------------------------
-def polar_data(p: int, moduli: Sequence[int] = (2, 3, 5, 7)) -> dict[str, np.ndarray]:
+def polar_data(p: int, moduli: Sequence[int] = (2, 3, 5, 7)) -> dict[str, Shaped[np.ndarray, " p_squared"]]:
     """Points n < p^2 at (r, theta) = (n, n radians): ``n``, ``r``, ``theta``, ``x``, ``y`` and
     ``div_{q}`` (bool: q divides n) for each q, plus ``is_prime``."""
     n = np.arange(p * p)
-    out: dict[str, np.ndarray] = {"n": n, "r": n.astype(float), "theta": n.astype(float)}
+    out: dict[str, Shaped[np.ndarray, " p_squared"]] = {"n": n, "r": n.astype(float), "theta": n.astype(float)}
     out["x"], out["y"] = n * np.cos(n), n * np.sin(n)
     for q in moduli:
         out[f"div_{q}"] = n % q == 0

@@ -9,7 +9,7 @@ explicit index table, so one call works for both models.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float, Int
@@ -23,14 +23,16 @@ from ktlens.models.base import HookedModel
 def patch_by_position(
     model: HookedModel,
     clean_tokens: Int[Tensor, "batch tok"],
-    corrupted_tokens: Int[Tensor, "batch tok"],
+    corrupted_tokens: Int[Tensor, "..."],
     activation: str,
-    metric: Callable[[Tensor], Tensor],
+    metric: Callable[[Tensor], Float[Tensor, ""]],
 ) -> Float[Tensor, "layer pos"]:
     """Metric of the corrupted run with `activation` (e.g. "resid_pre", "resid_mid_cross", "mlp_out")
     replaced by its clean value at one (layer, position) at a time.
 
-    `metric` maps logits to a scalar (e.g. the logit of the clean answer). The model must be in eval mode.
+    `corrupted_tokens` must have the shape of `clean_tokens` (a ValueError says so otherwise). `metric` maps
+    logits to a scalar (e.g. the logit of the clean answer). `pos` counts the positions of the activation.
+    The model must be in eval mode.
     """
     if clean_tokens.shape != corrupted_tokens.shape:
         raise ValueError(f"clean and corrupted tokens differ in shape: {tuple(clean_tokens.shape)} vs {tuple(corrupted_tokens.shape)}")
@@ -54,7 +56,7 @@ def patch_hooks(
     clean_tokens: Int[Tensor, "batch tok"],
     corrupted_tokens: Int[Tensor, "batch tok"],
     hook_names: list[str],
-) -> Tensor:
+) -> Float[Tensor, "batch *logit_dims"]:
     """Logits of the corrupted run with the named hooks replaced, at every position, by their clean values."""
     with torch.no_grad():
         _, cache = model.run_with_cache(clean_tokens, names_filter=hook_names)

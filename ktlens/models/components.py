@@ -155,9 +155,9 @@ class Attention(nn.Module):
 
     def forward(
         self,
-        x: Float[Tensor, "batch pos d_model"],
+        x: Float[Tensor, "batch query_pos d_model"],
         source: Float[Tensor, "batch key_pos d_model"] | None = None,
-    ) -> Float[Tensor, "batch pos d_model"]:
+    ) -> Float[Tensor, "batch query_pos d_model"]:
         kv_in = x if source is None else source
         h, d_head = self.W_Q.shape[0], self.W_Q.shape[2]
         q = self.hook_q(self._project(x, self.W_Q, self.b_Q))
@@ -249,9 +249,10 @@ class Block(nn.Module):
         resid: Float[Tensor, "batch pos d_model"],
         source: Float[Tensor, "batch src_pos d_model"] | None = None,
         last_only: bool = False,
-    ) -> Float[Tensor, "batch pos d_model"]:
+    ) -> Float[Tensor, "batch out_pos d_model"]:
         """With `last_only`, only the last position queries (keys and values still span every position) and
-        everything after the self-attention runs there: the output has one position."""
+        everything after the self-attention runs there: the output has one position (out_pos = 1, else
+        out_pos = pos)."""
         resid = self.hook_resid_pre(resid)
         if last_only:
             attend, rows = (lambda x: self.attn(x[:, -1:], source=x)), slice(-1, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, no_type_check
 
 from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys, check_real, check_str
 
@@ -17,6 +17,7 @@ ACT_FNS = ("relu", "gelu")
 NORMALIZATIONS = ("post", "pre", "none")
 
 
+@no_type_check  # a validating entry point: __post_init__ raises ValueError naming a mistyped field
 @dataclass
 class ModelConfig:
     """Every field is checked on construction: a missing, mistyped or out-of-range value is a

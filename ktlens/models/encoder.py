@@ -110,7 +110,7 @@ class RemaindersTransformer(HookedModel):
         cfg = ModelConfig(d_vocab=spec.d_vocab, d_vocab_out=max(spec.n_classes), n_ctx=N_POS, **model_kwargs)
         return cls(cfg, spec)
 
-    def forward(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:
+    def forward(self, tokens: Int[Tensor, "..."]) -> Float[Tensor, "batch n_tasks d_vocab_out"]:  # [batch, 3], else ValueError
         if tokens.ndim != 2 or tokens.shape[1] != N_POS:
             raise ValueError(f"tokens must have shape [batch, 3], got {tuple(tokens.shape)}")
         check_token_ids(tokens, self.cfg.d_vocab, "input")

@@ -30,7 +30,6 @@ Hooks (shapes for a batch of B, L label positions, S = 3 source positions):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -152,7 +151,7 @@ class KTheoryTransformer(HookedModel):
         )
         return cls(cfg, spec)
 
-    def forward(self, tokens: Int[Tensor, "batch src_plus_pos"]) -> Float[Tensor, "batch pos d_vocab_out"]:
+    def forward(self, tokens: Int[Tensor, "..."]) -> Float[Tensor, "batch pos d_vocab_out"]:  # [batch, 3 + pos], else ValueError
         """Packed tokens `[p, r, e, BOS, n_1, ..., n_{L-1}]` (or a shorter decoder prefix) -> logits."""
         if tokens.ndim != 2 or not N_SRC < tokens.shape[1] <= N_SRC + self.seq_len:
             raise ValueError(
@@ -171,8 +170,9 @@ class KTheoryTransformer(HookedModel):
         return self.unembed(self.ln_final(resid))
 
     # ----- user API -------------------------------------------------------------------------------------
-    def check_domain(self, p: Sequence[int], r: Sequence[int], e: Sequence[int]) -> tuple[np.ndarray, ...]:
-        """Arrays of p, r, e, or ValueError naming the first value outside the trained domain."""
+    def check_domain(self, p: Any, r: Any, e: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arrays of p, r, e (each an integer or a 1-D sequence of integers, checked here), or ValueError
+        naming the first value outside the trained domain."""
         from ktlens.tasks.ktheory import is_prime
 
         arrays = []
@@ -196,7 +196,7 @@ class KTheoryTransformer(HookedModel):
                 raise ValueError(f"e={ei} (index {i}) is outside the trained range 1..{self.e_max}")
         return p_arr, r_arr, e_arr
 
-    def make_batch(self, p: Sequence[int], r: Sequence[int], e: Sequence[int]) -> Int[Tensor, "batch src_plus_pos"]:
+    def make_batch(self, p: Any, r: Any, e: Any) -> Int[Tensor, "batch src_plus_pos"]:
         """Packed tokens with the true labels as decoder input (teacher forcing), for analysis."""
         from ktlens.tasks.ktheory import summand_count_table
 
@@ -230,7 +230,7 @@ class KTheoryTransformer(HookedModel):
         return self.to_model_order(tokens[:, N_SRC + 1 :])
 
     @torch.no_grad()
-    def predict(self, p: Sequence[int] | int, r: Sequence[int] | int, e: Sequence[int] | int) -> list[list[int]]:
+    def predict(self, p: Any, r: Any, e: Any) -> list[list[int]]:
         """Autoregressive predictions [n_1, n_2, ...] per triple, trailing zeros cut."""
         p_arr, r_arr, e_arr = self.check_domain(p, r, e)
         was_training = self.training

@@ -36,6 +36,7 @@ import math
 import numbers
 
 import numpy as np
+from jaxtyping import Bool, Int
 
 __all__ = [
     "LOOP_MAX_RE",
@@ -79,6 +80,12 @@ MAX_F = 10**6
 #: Largest ``p`` accepted (primality is decided exactly below this bound).
 MAX_P = 10**12
 
+#: What a vectorized function returns for inputs of broadcast shape ``shape``: an int64 array, or a numpy
+#: scalar where numpy arithmetic on 0-d inputs gives one.
+IntArray = Int[np.ndarray, "*shape"] | np.integer
+#: The same for a truth value per input.
+BoolArray = Bool[np.ndarray, "*shape"] | np.bool_
+
 
 # --------------------------------------------------------------------------------------------
 # primes
@@ -87,7 +94,7 @@ MAX_P = 10**12
 _MR_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 
 
-def is_prime(n: int) -> bool:
+def is_prime(n: object) -> bool:
     """Exact primality test (deterministic Miller-Rabin, valid for all ``n < 3.3e24``)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise ValueError(f"is_prime expects an integer, got {n!r}")
@@ -114,7 +121,7 @@ def is_prime(n: int) -> bool:
     return True
 
 
-def first_primes(n: int) -> list[int]:
+def first_primes(n: object) -> list[int]:
     """The first ``n`` primes ``[2, 3, 5, ...]`` (sieve of Eratosthenes)."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"first_primes expects an integer n >= 0, got {n!r}")
@@ -179,8 +186,9 @@ def _index_str(name: str, shape: tuple, flat_index: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
 
 
-def _first_bad(name: str, arr: np.ndarray, bad: np.ndarray, why: str) -> None:
-    """Raise ``ValueError`` naming the first entry of ``arr`` where ``bad`` holds."""
+def _first_bad(name: str, arr: np.ndarray, bad: np.ndarray | np.bool_, why: str) -> None:
+    """Raise ``ValueError`` naming the first entry of ``arr`` where ``bad`` holds (``bad`` is a numpy bool
+    when ``arr`` has no axes)."""
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"{_index_str(name, bad.shape, i)} = {arr.flat[i].item()!r} {why}")
@@ -391,7 +399,7 @@ def _ilog_plus_one(p: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _max_exponent(p, r, e, u, e_pr) -> np.ndarray:
+def _max_exponent(p, r, e, u, e_pr) -> Int[np.ndarray, "*shape"]:
     # m = 1 has the largest s; it has h = s(1) unless e' = 1 (e a power of p), where every
     # m has h = min(u, s(m)) and s(1) >= u + 1, so the maximum is u (0 for e = 1).
     return np.where(e_pr == 1, u, _ilog_plus_one(p, r * e))
@@ -433,7 +441,7 @@ def _prime_to_p_by_s(p: np.ndarray, *ns: np.ndarray):
         q_prev, q = q, q_next
 
 
-def _count_table(p, r, e, f, length) -> np.ndarray:
+def _count_table(p, r, e, f, length) -> Int[np.ndarray, "*shape length"]:
     """Closed-form label table on validated, equal-shape int64 arrays (see summand_count_table).
 
     For s >= 1 the m prime to p with s(m) = s are those in (re // p^s, re // p^(s-1)]:
@@ -486,7 +494,7 @@ def _count_table(p, r, e, f, length) -> np.ndarray:
     return np.moveaxis(out.reshape((length,) + shape), 0, -1)
 
 
-def summand_count_table(p, r, e, length: int | None = None, f=1) -> np.ndarray:
+def summand_count_table(p, r, e, length: int | None = None, f=1) -> Int[np.ndarray, "*shape length"]:
     """Vectorized closed-form labels: ``out[..., i - 1]`` = number of ``Z/p^i`` summands.
 
     ``p, r, e`` (and ``f``) are broadcastable integer arrays; for 1-D input of length ``N`` the
@@ -508,7 +516,7 @@ def summand_count_table(p, r, e, length: int | None = None, f=1) -> np.ndarray:
     return _count_table(p, r, e, f, length)
 
 
-def s_value_table(p, r, e, length: int | None = None) -> np.ndarray:
+def s_value_table(p, r, e, length: int | None = None) -> Int[np.ndarray, "*shape length"]:
     """Vectorized histogram of s-values: ``out[..., i - 1] = #{m in 1..re, p not | m, s(m) = i}``.
 
     Counts every ``m`` prime to ``p`` (also those whose summand is dropped).  ``length=None``
@@ -537,43 +545,43 @@ def s_value_table(p, r, e, length: int | None = None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def p_adic_valuation_of_e(p, r, e) -> np.ndarray:
+def p_adic_valuation_of_e(p, r, e) -> IntArray:
     """``u = v_p(e)``: the exponent of ``p`` in ``e`` (``r`` only for a uniform signature)."""
     p, r, e, _ = validate_arrays(p, r, e)
     return _valuation(p, e)[0]
 
 
-def e_prime(p, r, e) -> np.ndarray:
+def e_prime(p, r, e) -> IntArray:
     """``e' = e / p**u``: the part of ``e`` prime to ``p``."""
     p, r, e, _ = validate_arrays(p, r, e)
     return _valuation(p, e)[1]
 
 
-def re_product(p, r, e) -> np.ndarray:
+def re_product(p, r, e) -> IntArray:
     """``r * e``: the range ``1..r*e`` of the index ``m``."""
     p, r, e, _ = validate_arrays(p, r, e)
     return r * e
 
 
-def count_m_prime_to_p(p, r, e) -> np.ndarray:
+def count_m_prime_to_p(p, r, e) -> IntArray:
     """``#{m in 1..re : p does not divide m} = re - re // p`` (summands before dropping h = 0)."""
     p, r, e, _ = validate_arrays(p, r, e)
     return r * e - r * e // p
 
 
-def count_m_divisible_by_p(p, r, e) -> np.ndarray:
+def count_m_divisible_by_p(p, r, e) -> IntArray:
     """``#{m in 1..re : p divides m} = re // p``."""
     p, r, e, _ = validate_arrays(p, r, e)
     return r * e // p
 
 
-def count_m_divisible_by_e_prime(p, r, e) -> np.ndarray:
+def count_m_divisible_by_e_prime(p, r, e) -> IntArray:
     """``#{m in 1..re : e' divides m} = re // e' = r * p**u``."""
     p, r, e, _ = validate_arrays(p, r, e)
     return r * e // _valuation(p, e)[1]
 
 
-def count_m_prime_to_p_divisible_by_e_prime(p, r, e) -> np.ndarray:
+def count_m_prime_to_p_divisible_by_e_prime(p, r, e) -> IntArray:
     """``#{m in 1..re : p not | m, e' | m} = R - R // p`` with ``R = re // e'``.
 
     These are the ``m`` whose summand is capped at ``Z/p^u`` (dropped when ``u = 0``).
@@ -583,7 +591,7 @@ def count_m_prime_to_p_divisible_by_e_prime(p, r, e) -> np.ndarray:
     return big_r - big_r // p
 
 
-def num_summands(p, r, e) -> np.ndarray:
+def num_summands(p, r, e) -> IntArray:
     """Total number of cyclic summands ``sum_i n_i`` (over ``F_p``, i.e. ``f = 1``).
 
     Equals ``count_m_prime_to_p`` minus the dropped ``m`` (``u = 0`` and ``e | m``).
@@ -594,13 +602,13 @@ def num_summands(p, r, e) -> np.ndarray:
     return (r * e - r * e // p) - np.where(u == 0, r - r // p, 0)
 
 
-def log_p_order(p, r, e) -> np.ndarray:
+def log_p_order(p, r, e) -> IntArray:
     """``log_p`` of the group order ``= sum_i i * n_i = r * (e - 1)`` (over ``F_p``)."""
     p, r, e, _ = validate_arrays(p, r, e)
     return r * (e - 1)
 
 
-def max_exponent(p, r, e) -> np.ndarray:
+def max_exponent(p, r, e) -> IntArray:
     """Largest ``h`` present (label length needed; 0 for the zero group ``e = 1``).
 
     ``u`` when ``e = p**u`` is a power of ``p``, else ``floor(log_p(r e)) + 1`` (from ``m = 1``).
@@ -610,13 +618,13 @@ def max_exponent(p, r, e) -> np.ndarray:
     return _max_exponent(p, r, e, u, e_pr)
 
 
-def is_trivial(p, r, e) -> np.ndarray:
+def is_trivial(p, r, e) -> BoolArray:
     """``p > r e``: every ``s(m) = 1``, the group is ``(Z/p)^(r (e - 1))``: ``n_1 = r(e-1)``."""
     p, r, e, _ = validate_arrays(p, r, e)
     return p > r * e
 
 
-def derived_quantities(p, r, e) -> dict[str, np.ndarray]:
+def derived_quantities(p, r, e) -> dict[str, IntArray | BoolArray]:
     """All derived quantities above, as a dict of arrays (name -> values), validated once."""
     p, r, e, _ = validate_arrays(p, r, e)
     u, e_pr = _valuation(p, e)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from jaxtyping import Float
 from plotly.subplots import make_subplots
 
 from ktlens.analysis import fourier as fa
@@ -41,7 +42,7 @@ def _color(i: int, n: int) -> str:
     return pc.sample_colorscale("Viridis", [i / max(1, n - 1)])[0]
 
 
-def first_full_steps(history: Sequence[dict[str, float]], moduli: Sequence[int], split: str = "test") -> dict[int, int | None]:
+def first_full_steps(history: Sequence[dict[str, float | int]], moduli: Sequence[int], split: str = "test") -> dict[int, int | None]:
     """Step at which each task first reached accuracy 1.0 on the split (None: never)."""
     out: dict[int, int | None] = {}
     for q in moduli:
@@ -49,7 +50,7 @@ def first_full_steps(history: Sequence[dict[str, float]], moduli: Sequence[int],
     return out
 
 
-def training_curves(history: Sequence[dict[str, float]], moduli: Sequence[int], title: str = "") -> go.Figure:
+def training_curves(history: Sequence[dict[str, float | int]], moduli: Sequence[int], title: str = "") -> go.Figure:
     """Test accuracy of every task over training (train mean dashed), legend ordered by when each
     task first reached 100% test accuracy."""
     steps = [r["step"] for r in history]
@@ -75,7 +76,7 @@ def training_curves(history: Sequence[dict[str, float]], moduli: Sequence[int], 
     return fig
 
 
-def first_exact_steps(history: Sequence[dict[str, float]], moduli: Sequence[int]) -> go.Figure:
+def first_exact_steps(history: Sequence[dict[str, float | int]], moduli: Sequence[int]) -> go.Figure:
     """Bar chart: first step at which each task is exact on the test split."""
     first = first_full_steps(history, moduli)
     fig = go.Figure(go.Bar(x=[str(q) for q in moduli], y=[first[q] if first[q] is not None else np.nan for q in moduli]))
@@ -99,7 +100,7 @@ def embedding_fourier(model: Any) -> go.Figure:
     return fig
 
 
-def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: np.ndarray | None = None) -> go.Figure:
+def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: Float[np.ndarray, "d_mlp p p"] | None = None) -> go.Figure:
     """Activation grids (x0 rows, x1 columns) of the highest-variance neurons and their 2-D spectra."""
     grids = fa.neuron_grids(model) if grids is None else grids
     top = np.argsort(-grids.reshape(len(grids), -1).var(1))[:n_neurons]
@@ -117,7 +118,7 @@ def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: np.ndarray | None
     return fig
 
 
-def task_spectra(model: Any, grids: np.ndarray | None = None) -> go.Figure:
+def task_spectra(model: Any, grids: Float[np.ndarray, "d_mlp p p"] | None = None) -> go.Figure:
     """Per task: marginal frequency norms along x0 and x1 of the task-weighted neuron spectra."""
     power = fa.task_frequency_power(model, grids)  # [T, K+1, K+1]
     norm = lambda a: a / a.max(1, keepdims=True).clip(1e-30)  # noqa: E731

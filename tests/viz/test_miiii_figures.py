@@ -1,0 +1,162 @@
+"""MIIII figures: what each one draws (checked against independent computations), and offline HTML."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from ktlens.analysis import fourier as fa
+from ktlens.models.encoder import RemaindersTransformer
+from ktlens.tasks.remainders import RemaindersSpec
+from ktlens.viz import miiii_figures as mf
+
+P = 7  # tasks q = 2, 3, 5
+
+
+@pytest.fixture(scope="module")
+def model():
+    spec = RemaindersSpec(p=P)
+    return RemaindersTransformer.create(spec, d_model=16, n_heads=2, d_mlp=24, normalization="none").eval()
+
+
+def history():
+    """q=2 exact from step 20, q=5 from step 30, q=3 never."""
+    acc = {20: {2: 1.0, 3: 0.5, 5: 0.9}, 10: {2: 0.6, 3: 0.4, 5: 0.5}, 30: {2: 1.0, 3: 0.7, 5: 1.0}}
+    return [
+        {"step": s, **{f"test_acc_q{q}": a for q, a in acc[s].items()}, "train_acc_mean": s / 30}
+        for s in (10, 20, 30)
+    ]
+
+
+def assert_offline(html: str) -> None:
+    """No script is loaded from a URL (plotly's CDN or any other); plotly.js itself is inline."""
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html), "a script is loaded from elsewhere"
+    assert re.search(r"plotly\.js v\d", html), "plotly.js is not embedded"
+
+
+def test_first_full_steps():
+    assert mf.first_full_steps(history(), [2, 3, 5]) == {2: 20, 3: None, 5: 30}
+    assert mf.first_full_steps(history(), [2], split="train") == {2: None}
+
+
+def test_training_curves_draw_each_task_in_order_of_exactness():
+    fig = mf.training_curves(history(), [2, 3, 5])
+    lines = {t.name: t for t in fig.data}
+    assert set(lines) == {"q=2 (#1, exact at step 20)", "q=3 (#3, never exact)", "q=5 (#2, exact at step 30)", "train mean"}
+    q5 = lines["q=5 (#2, exact at step 30)"]
+    assert list(q5.x) == [10, 20, 30] and list(q5.y) == [0.5, 0.9, 1.0] and q5.legendrank == 2
+    assert list(lines["train mean"].y) == pytest.approx([1 / 3, 2 / 3, 1.0]) and lines["train mean"].line.dash == "dash"
+    assert fig.layout.title.text == "Test accuracy per task over training"
+    assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "test accuracy"
+    assert mf.training_curves(history(), [2], title="run 7").layout.title.text == "run 7"
+
+
+def test_first_exact_steps_bars():
+    fig = mf.first_exact_steps(history(), [2, 3, 5])
+    (bar,) = fig.data
+    assert list(bar.x) == ["2", "3", "5"]
+    assert bar.y[0] == 20 and math.isnan(bar.y[1]) and bar.y[2] == 30
+    assert fig.layout.xaxis.title.text == "q" and fig.layout.yaxis.title.text == "step"
+    assert "100% test accuracy" in fig.layout.title.text
+
+
+def test_embedding_fourier_draws_the_embedding_in_the_basis(model):
+    fig = mf.embedding_fourier(model)
+    heat, bars = fig.data
+    W_E = model.embed.W_E.detach().double().numpy()[:P]
+    # independent basis: the DFT of each embedding column, as cos/sin coefficients
+    x = np.arange(P)
+    cos1 = np.cos(2 * np.pi * x / P) * math.sqrt(2 / P)
+    assert np.allclose(np.asarray(heat.z)[0], np.abs(W_E.sum(0) / math.sqrt(P)))
+    assert np.allclose(np.asarray(heat.z)[1], np.abs(cos1 @ W_E))
+    assert list(heat.y) == ["const", "cos 1", "sin 1", "cos 2", "sin 2", "cos 3", "sin 3"]
+    norms = np.asarray(bars.y)
+    assert list(bars.x) == [0, 1, 2, 3]
+    assert norms[0] == pytest.approx(np.linalg.norm(W_E.sum(0) / math.sqrt(P)))
+    assert np.sum(norms**2) == pytest.approx(np.sum(W_E**2))  # Parseval
+    keys = fa.key_frequencies(norms)
+    assert list(bars.marker.color) == ["crimson" if k in keys else "steelblue" for k in range(4)]
+    assert fig.layout.title.text == f"Digit embeddings in the Fourier basis (p={P}; key frequencies {keys})"
+    assert fig.layout.xaxis.title.text == "embedding dimension"
+
+
+def test_neuron_grids_figure_shows_the_most_varying_neurons(model):
+    grids = fa.neuron_grids(model)
+    fig = mf.neuron_grids_figure(model, n_neurons=3, grids=grids)
+    variances = [grids[i].var() for i in range(len(grids))]
+    top = sorted(range(len(grids)), key=lambda i: -variances[i])[:3]
+    assert len(fig.data) == 6
+    for r, i in enumerate(top):
+        assert np.allclose(np.asarray(fig.data[2 * r].z), grids[i])
+        spectrum = np.asarray(fig.data[2 * r + 1].z)
+        assert spectrum.shape == (4, 4)
+        assert np.sum(spectrum**2) == pytest.approx(np.sum(grids[i] ** 2))  # Parseval over the grid
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:2] == [f"neuron {top[0]}: activation", f"neuron {top[0]}: spectrum"]
+    assert fig.layout.title.text == f"MLP neurons at '=' over the digit grid (p={P})"
+
+
+def test_task_spectra_one_row_per_task(model):
+    fig = mf.task_spectra(model)
+    x0, x1 = fig.data
+    assert list(x0.y) == ["q=2", "q=3", "q=5"] and list(x1.y) == ["q=2", "q=3", "q=5"]
+    for heat in (x0, x1):
+        z = np.asarray(heat.z)
+        assert z.shape == (3, 4) and np.allclose(z.max(1), 1.0) and (z >= 0).all()
+    assert [a.text for a in fig.layout.annotations] == ["frequencies of x0 (most significant digit)", "frequencies of x1"]
+    assert fig.layout.xaxis.title.text == "frequency k of Z_p"
+
+
+def test_key_frequency_timeline():
+    rows = [{"step": 0, "norms": [9.0, 1.0, 2.0, 3.0], "n_active": 0}, {"step": 50, "norms": [9.0, 4.0, 5.0, 6.0], "n_active": 2}]
+    fig = mf.key_frequency_timeline(rows)
+    heat, line = fig.data
+    assert np.array_equal(np.asarray(heat.z), [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]])  # constant dropped
+    assert list(heat.x) == [0, 50] and list(heat.y) == [1, 2, 3]
+    assert list(line.y) == [0, 2]
+    assert fig.layout.yaxis.title.text == "frequency k" and fig.layout.xaxis2.title.text == "step"
+
+
+def test_polar_figure_points():
+    fig = mf.polar_figure(P, [2, 3])
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"all n", "2 | n", "3 | n", "prime"}
+    assert len(traces["all n"].x) == P * P
+    assert len(traces["2 | n"].x) == len([n for n in range(P * P) if n % 2 == 0])
+    assert len(traces["3 | n"].x) == len([n for n in range(P * P) if n % 3 == 0])
+    primes = [n for n in range(2, P * P) if all(n % d for d in range(2, n))]
+    assert np.allclose(traces["prime"].x, [n * math.cos(n) for n in primes])
+    assert np.allclose(traces["prime"].y, [n * math.sin(n) for n in primes])
+    assert traces["2 | n"].visible is True and traces["3 | n"].visible == "legendonly"
+    assert fig.layout.title.text == f"n < {P}^2 at polar coordinates (r, theta) = (n, n)"
+
+
+def test_find_metrics(tmp_path):
+    assert mf.find_metrics(None) is None
+    assert mf.find_metrics(tmp_path / "run" / "model") is None
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({"from": "run"}))
+    assert mf.find_metrics(tmp_path / "run" / "model") == {"from": "run"}
+    (tmp_path / "run" / "model" / "metrics.json").write_text(json.dumps({"from": "model"}))
+    assert mf.find_metrics(tmp_path / "run" / "model") == {"from": "model"}
+
+
+def test_write_figures_offline_html(model, tmp_path):
+    model_dir = tmp_path / "run" / "model"
+    model_dir.mkdir(parents=True)
+    timeline = [{"step": 0, "norms": [1.0, 2.0, 3.0, 4.0], "n_active": 1}]
+    (model_dir / "metrics.json").write_text(json.dumps({"history": history(), "fourier_timeline": timeline}))
+    paths = mf.write_figures(model, tmp_path / "figs", model_dir=model_dir)
+    names = sorted(p.name for p in paths)
+    assert names == sorted(
+        f"{n}.html"
+        for n in ("training_curves", "first_exact_steps", "embedding_fourier", "neuron_grids", "task_spectra", "key_frequency_timeline", "polar")
+    )
+    for path in paths:
+        assert_offline(path.read_text())
+    assert "Test accuracy per task over training" in (tmp_path / "figs" / "training_curves.html").read_text()
+    # without metrics: only the model's own figures
+    bare = mf.write_figures(model, tmp_path / "bare")
+    assert sorted(p.name for p in bare) == ["embedding_fourier.html", "neuron_grids.html", "polar.html", "task_spectra.html"]
