@@ -285,11 +285,12 @@ def matches_prediction(found: FoundFrequencies, predicted: PredictedFrequencies)
 
 def identified_characters(found: FoundFrequencies, predicted: PredictedFrequencies) -> list[int]:
     """The characters j (``1 .. (q - 1) // 2``) of the task whose predicted pair of frequencies (floor or
-    ceil of its centre on each axis) holds a found pair: the components the model is said to use."""
+    ceil of its centre on each axis) holds a found pair of the readout: the components the model is said
+    to use (the neurons' pairs also hold harmonics and products that the readout cancels)."""
     out = []
     for j, (c0, c1) in enumerate(predicted.centres, start=1):
         n0 = _neighbours(c0, predicted.p)
         n1 = _neighbours(c1, predicted.p)
-        if any(k0 in n0 and k1 in n1 for k0, k1 in found.pairs):
+        if any(k0 in n0 and k1 in n1 for k0, k1 in found.readout_pairs):
             out.append(j)
     return out

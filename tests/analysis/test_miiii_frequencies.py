@@ -73,7 +73,7 @@ def test_significance_test_on_planted_and_flat_spectra():
         mf.significant_frequencies(np.zeros((2, 2)))
 
 
-def built_model(p=13, kappa=8.0, d_mlp=512, seed=0):
+def built_model(p=37, kappa=8.0, d_mlp=2048, seed=0):
     """A model whose digit embeddings are exactly each task's character j = 1 (cos/sin of 2 pi a x0 / q
     at the high digit, of 2 pi x1 / q at the low digit), uniform attention that brings both digits to
     '=', random ReLU features, and a readout fitted so that task q's logits are kappa cos(2 pi (r - c) / q)."""
@@ -97,41 +97,50 @@ def built_model(p=13, kappa=8.0, d_mlp=512, seed=0):
         assert d_head >= d_char
         attn.W_V[0, :d_char, :d_char] = torch.eye(d_char)
         attn.W_O[0, :d_char, :d_char] = 3 * torch.eye(d_char)  # uniform attention over 3 positions, undone
-        mlp.W_in[:d_char] = torch.randn(d_char, d_mlp, generator=g)
+        m = d_mlp // len(moduli)  # each task gets its own neurons, reading its own character
+        for i in range(len(moduli)):
+            mlp.W_in[4 * i : 4 * i + 4, i * m : (i + 1) * m] = torch.randn(4, m, generator=g)
         mlp.b_in[:] = torch.randn(d_mlp, generator=g)
         n = np.arange(p * p)
         _, cache = model.run_with_cache(model.tokens_for(n), names_filter="blocks.0.mlp.hook_post")
         feats = cache["blocks.0.mlp.hook_post"][:, -1].double()  # [p*p, d_mlp]
-        targets = []
-        for q in moduli:
+        C = max(spec.n_classes)
+        M = torch.zeros(d_mlp, len(moduli) * C, dtype=torch.float64)
+        for i, q in enumerate(moduli):  # least squares per task: its logits kappa cos(2 pi (r - c) / q)
             r = n % q
-            targets.append(kappa * np.cos(2 * np.pi * (r[:, None] - np.arange(max(spec.n_classes))[None, :]) / q))
-        T = torch.as_tensor(np.concatenate(targets, axis=1))  # [p*p, n_tasks * C]
-        M = torch.linalg.lstsq(feats, T, driver="gelsd").solution  # [d_mlp, n_tasks * C]
+            T = torch.as_tensor(kappa * np.cos(2 * np.pi * (r[:, None] - np.arange(C)[None, :]) / q))
+            M[i * m : (i + 1) * m, i * C : (i + 1) * C] = torch.linalg.lstsq(feats[:, i * m : (i + 1) * m], T, driver="gelsd").solution
         U, S, Vh = torch.linalg.svd(M, full_matrices=False)
         rank = min(32, S.numel())
         mlp.W_out[:, d_char : d_char + rank] = (U[:, :rank] * S[:rank]).float()
-        C = max(spec.n_classes)
         model.unembed.W_U[:, d_char : d_char + rank, :] = Vh[:rank].reshape(rank, len(moduli), C).permute(1, 0, 2).float()
     return model
 
 
 def test_built_model_finds_the_predicted_frequencies_and_restricted_equals_full():
     model = built_model()
-    assert (model.predict(np.arange(169)) == np.arange(169)[:, None] % np.array(model.moduli)).all()
+    n = np.arange(model.p**2)
+    assert (model.predict(n) == n[:, None] % np.array(model.moduli)).all()
     found = mf.found_frequencies(mf.task_spectra(model))
     for q in model.moduli:
         pred = mf.predicted_frequencies(model.p, q)
         f = found[q]
         c0, c1 = pred.centres[0]  # character 1 is all the model holds
-        assert f.x0 and f.x1 and set(f.x0) <= mf._neighbours(c0, model.p) and set(f.x1) <= mf._neighbours(c1, model.p)
+        assert f.readout_x0 and f.readout_x1
+        assert set(f.readout_x0) <= mf._neighbours(c0, model.p) and set(f.readout_x1) <= mf._neighbours(c1, model.p)
+        # the ReLU neurons also hold harmonics, i.e. other characters: still predicted frequencies
+        assert set(f.x0) <= set(pred.x0) and set(f.x1) <= set(pred.x1) and mf.matches_prediction(f, pred)["all_predicted"]
         assert mf.identified_characters(f, pred) == [1]
-        for where in ("resid", "neurons", "embed"):
+    for q in (2, 5, 13, 31):
+        for where in ("resid", "neurons"):  # the readout is linear in these: restricted is the model itself
             r = ablate_task(model, q, [1], where)
             assert r.full_accuracy == 1.0 and r.restricted_accuracy == 1.0, (q, where)
             assert abs(r.restricted_loss - r.full_loss) < 1e-3, (q, where)
-            if q > 2:
-                assert r.excluded_accuracy < 0.6, (q, where)
+            assert r.excluded_accuracy <= 0.55, (q, where)
+        # the embedding feeds random features of every task's characters: restricting it to one task's
+        # character changes the features a little
+        r = ablate_task(model, q, [1], "embed")
+        assert r.restricted_accuracy > 0.99 and r.excluded_accuracy <= 0.55, q
 
 
 def test_random_model_reports_nothing():
