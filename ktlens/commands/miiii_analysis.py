@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="shipped model name (e.g. miiii-small), checkpoint or run folder")
     p.add_argument("--json", action="store_true", help="print one JSON list (one object per task) instead of a table")
     p.add_argument("--out", default=None, help="also write analysis.json (every field) and the figures here")
+    p.add_argument("--progress", action="store_true",
+                   help="also compute the progress measures over the run's snapshots (--model a run folder; needs --out)")
     p.set_defaults(run=run)
 
 
@@ -41,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from ktlens.checkpoint import load_checkpoint
     from ktlens.commands.common import resolve_model
 
-    model = load_checkpoint(resolve_model(args.model))
+    model_dir = resolve_model(args.model)
+    model = load_checkpoint(model_dir)
     if model.model_type != "miiii":
         raise ValueError(f"{args.model!r} is a {model.model_type!r} model, not a miiii model")
     if model.spec.variant != "remainders":
         raise ValueError(f"{args.model!r} is of the {model.spec.variant!r} variant; the analysis is for 'remainders'")
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.progress and not args.out:
+        raise ValueError("--progress needs --out (it writes progress.json and progress.html there)")
     rows = analyse(model)
     if args.out:
         out = Path(args.out)
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         from ktlens.viz.miiii_figures import analysis_figures_html
 
         analysis_figures_html(model, rows, out)
+    if args.progress:
+        _progress(model, model_dir, rows, args.out)
     if args.json:
         print(json.dumps([{k: r.to_dict()[k] for k in JSON_KEYS} for r in rows]))
     else:
@@ -62,3 +69,28 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             print(f"\nwritten: {Path(args.out) / 'analysis.json'}")
     return 0
+
+
+def _progress(model, model_dir: Path, rows, out: str) -> None:
+    """Progress measures over ``<run>/snapshots`` with the final model's characters; progress.json + figure."""
+    from ktlens.analysis.progress import exact_steps, progress_over_snapshots, task_order
+    from ktlens.viz.html import write_pages
+    from ktlens.viz.miiii_figures import find_metrics, progress_figure
+
+    folder = Path(model_dir).parent / "snapshots"
+    snaps = sorted(p for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
+    if not snaps:
+        raise ValueError(f"--progress: no snapshots in {folder} (give the run folder of `ktlens train miiii`)")
+    characters = {r.q: r.characters for r in rows}
+    measures = {"characters": {str(q): j for q, j in characters.items()}, "rows": progress_over_snapshots(snaps, characters)}
+    metrics = find_metrics(model_dir)
+    if metrics and metrics.get("history"):
+        steps = exact_steps(metrics["history"], model.moduli)
+        measures["exact_steps"] = {str(q): s for q, s in steps.items()}
+        measures["order"] = task_order(steps)
+    path = Path(out) / "progress.json"
+    path.write_text(json.dumps(measures, indent=1) + "\n")
+    write_pages({"progress": progress_figure(measures)}, out, title="MIIII progress measures")
+    print(f"written: {path}")
+    if measures.get("order"):
+        print("order in which tasks become exact:", ", ".join(f"{q} ({measures['exact_steps'][str(q)]})" for q in measures["order"]))

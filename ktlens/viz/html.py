@@ -2,7 +2,7 @@
 
 ``write_pages(figures, out)`` writes ``out/plotly.min.js`` (the bundle shipped with the plotly package,
 ~4.8 MB), one ``out/<name>.html`` per figure that loads it by a relative path (the folder opens offline,
-from disk, with no network), and ``out/index.html`` linking every page.
+from disk, with no network), and ``out/index.html`` linking every page in the folder (pages written by earlier calls too).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def write_pages(figures: Mapping[str, go.Figure], out: str | Path, title: str = 
         path = out / f"{name}.html"
         path.write_text(_PAGE.format(title=html.escape(fig_title), js=PLOTLY_JS, body=body))
         paths.append(path)
-    links = "\n".join(f'<li><a href="{p.name}">{html.escape(figures[p.stem].layout.title.text or p.stem)}</a></li>' for p in paths)
+    pages = sorted(p for p in out.glob("*.html") if p.name != "index.html")  # earlier pages in the folder too
+    links = "\n".join(f'<li><a href="{p.name}">{html.escape(p.stem)}</a></li>' for p in pages)
     (out / "index.html").write_text(_PAGE.format(title=html.escape(title), js=PLOTLY_JS, body=f"<h1>{html.escape(title)}</h1><ul>{links}</ul>"))
     return paths

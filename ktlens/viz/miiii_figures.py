@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "key_frequency_timeline",
     "polar_figure",
     "ablation_figure",
+    "progress_figure",
     "write_figures",
     "analysis_figures_html",
     "find_metrics",
@@ -229,6 +230,37 @@ def key_frequency_timeline(rows: Sequence[dict[str, Any]]) -> go.Figure:
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(title=f"Embedding frequency norms over training (frequencies standing out at the end: {active[-1] if active else 0})",
                       height=650, width=1300, showlegend=False)
+    return fig
+
+
+def progress_figure(measures: Mapping[str, Any]) -> go.Figure:
+    """Progress measures per task over training (``ktlens.analysis.progress``): restricted and excluded
+    loss, Gini of the readout spectrum, accuracy; weight norm and embedding Gini. ``measures``:
+    ``{"rows": [...], "exact_steps": {q: step}, "order": [...]}`` as ``miiii-analysis --progress`` writes."""
+    rows = measures["rows"]
+    steps = [r["step"] for r in rows]
+    moduli = [int(q) for q in rows[0]["tasks"]]
+    exact = {int(q): s for q, s in measures.get("exact_steps", {}).items()}
+    fig = make_subplots(rows=3, cols=2, shared_xaxes=True, vertical_spacing=0.07, horizontal_spacing=0.08,
+                        subplot_titles=("restricted loss (characters kept; nats, log)", "excluded loss (characters removed; nats, log)",
+                                        "Gini of the task's readout spectrum", "accuracy on all inputs",
+                                        "total weight norm", "Gini of the digit embedding's Fourier norms"))
+    for i, q in enumerate(moduli):
+        color = _color(i, len(moduli))
+        when = exact.get(q)
+        name = f"q={q} (exact from {when:,})" if when is not None else f"q={q} (not exact)"
+        for (r, c), key in zip(((1, 1), (1, 2), (2, 1), (2, 2)), ("restricted_loss", "excluded_loss", "gini", "accuracy")):
+            y = [max(row["tasks"][str(q) if str(q) in row["tasks"] else q][key], 1e-7) for row in rows]
+            fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", line=dict(color=color), name=name, legendgroup=name,
+                                     showlegend=(r, c) == (1, 1)), row=r, col=c)
+    fig.add_trace(go.Scatter(x=steps, y=[row["weight_norm"] for row in rows], mode="lines+markers", line=dict(color="black"), showlegend=False), row=3, col=1)
+    fig.add_trace(go.Scatter(x=steps, y=[row["gini_embed"] for row in rows], mode="lines+markers", line=dict(color="black"), showlegend=False), row=3, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(title_text="step", row=3)
+    order = measures.get("order") or []
+    fig.update_layout(title=f"Progress measures per task; order in which tasks become exact: {', '.join(map(str, order))}",
+                      height=1000, width=1350)
     return fig
 
 
