@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, no_type_check, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ktlens.checkpoint import read_train_state, save_checkpoint
 from ktlens.models.base import HookedModel
+from ktlens.validation import check_int, check_real, check_str
 
 
 #: One evaluation: "step" (an int) and the metrics (floats) at that step.
@@ -44,6 +45,7 @@ class TrainData(Protocol):
         """Metrics on the train and test splits (called in eval mode, without gradients)."""
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass
 class TrainConfig:
     steps: int = 1000  # optimizer steps in all
@@ -66,7 +68,21 @@ class TrainConfig:
     seed: int = 0  # data order and dropout noise
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
+        for name in ("steps", "warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            check_int(name, getattr(self, name))
+        for name in ("lr", "weight_decay", "adam_eps", "min_lr_ratio", "decay_fraction", "grokfast_alpha",
+                     "grokfast_lambda", "stop_value"):
+            check_real(name, getattr(self, name), -math.inf, math.inf)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size)
+        if self.grad_clip is not None:
+            check_real("grad_clip", self.grad_clip, 0.0, math.inf, low_open=True)
+        check_str("schedule", self.schedule)
+        if self.stop_metric is not None:
+            check_str("stop_metric", self.stop_metric)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair of numbers, got {self.betas!r}")
+        self.betas = tuple(check_real("betas", b, 0.0, 1.0, high_open=True) for b in self.betas)
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.batch_size is not None and self.batch_size < 1:

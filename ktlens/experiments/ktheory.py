@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any, no_type_check
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from ktlens.train import TrainConfig, train
 MODEL_NOT_SETTINGS = TASK_DERIVED + ("seed",)  # the model is initialised with the training seed
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass
 class KTheoryPreset:
     """A K-theory training setting; every section is validated on construction."""

@@ -31,7 +31,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, no_type_check
 
 import torch
 
@@ -41,9 +42,10 @@ from ktlens.experiments.overrides import apply_overrides
 from ktlens.experiments.presets import PresetRun, check_model_settings, check_train_config, model_setting_types
 from ktlens.models.encoder import RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersData, RemaindersSpec
-from ktlens.train import TrainConfig, train
+from ktlens.train import EvalRecord, TrainConfig, train
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass
 class MiiiiPreset:
     """A MIIII training setting; every section is validated on construction."""
@@ -228,7 +230,7 @@ def train_preset(
         timeline.append({"step": step, "norms": norms.round(6).tolist(), "key_frequencies": keys, "n_active": len(keys)})
         timeline_path.write_text(json.dumps(timeline) + "\n")
 
-    def on_eval(record: dict[str, float]) -> None:
+    def on_eval(record: EvalRecord) -> None:
         step = int(record["step"])
         if snapshot_every and step % snapshot_every == 0:
             snapshot(step)

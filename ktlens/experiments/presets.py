@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ktlens.models.config import ModelConfig
-from ktlens.train import TrainConfig, TrainResult
+from ktlens.train import EvalRecord, TrainConfig, TrainResult
 
 #: ModelConfig fields a study derives from its task (vocabulary sizes, context) or that are not settings.
 TASK_DERIVED = ("d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_ctx_src", "extra")
@@ -17,7 +17,7 @@ TASK_DERIVED = ("d_vocab", "d_vocab_out", "n_ctx", "d_vocab_src", "n_ctx_src", "
 
 def model_setting_types(exclude: tuple[str, ...] = TASK_DERIVED) -> dict[str, Any]:
     """ModelConfig field names a preset may set, with their types."""
-    hints = typing.get_type_hints(ModelConfig)
+    hints = inspect.get_annotations(ModelConfig, eval_str=True)  # get_type_hints is empty under @no_type_check
     return {f.name: hints[f.name] for f in dataclasses.fields(ModelConfig) if f.name not in exclude}
 
 
@@ -66,7 +66,7 @@ class PresetRun:
         return self.result.model
 
     @property
-    def final(self) -> dict[str, float]:
+    def final(self) -> EvalRecord:
         return self.result.final
 
     @property
@@ -74,7 +74,7 @@ class PresetRun:
         return self.result.step
 
     @property
-    def history(self) -> list[dict[str, float]]:
+    def history(self) -> list[EvalRecord]:
         return self.result.history
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, no_type_check
 
 import numpy as np
 
@@ -49,6 +49,7 @@ def domain_max_count(primes: list[int], r_max: int, e_max: int) -> int:
     return _domain_max_count(tuple(int(q) for q in primes), int(r_max), int(e_max))
 
 
+@no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
 @dataclass(frozen=True)
 class KTheoryTaskSpec:
     """Domain, vocabulary, label length and label order of a K-theory model, checked on construction."""

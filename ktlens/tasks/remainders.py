@@ -255,7 +255,7 @@ class RemaindersData:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _checked_n(n, spec: RemaindersSpec) -> np.ndarray:
+def _checked_n(n: Any, spec: Any) -> np.ndarray:
     """``n`` as a 1-D int64 array in ``0..p**2-1``; ValueError naming the first value outside."""
     if not isinstance(spec, RemaindersSpec):
         raise ValueError(f"spec must be a RemaindersSpec, got {spec!r}")

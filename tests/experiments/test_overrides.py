@@ -37,8 +37,8 @@ def test_task_sections_and_study_extras():
         ("model.d_vocab=3", "unknown key 'd_vocab' in section 'model'"),  # derived from the task
         ("model.seed=3", "unknown key 'seed'"),  # K-theory models are initialised with train.seed
         ("train.lr", "'train.lr' is not of the form"),
-        ("train.steps=abc", "'abc' is not a valid int"),
-        ("grid.n_primes=2.5", "2.5 is not a valid int"),
+        ("train.steps=abc", "steps='abc': must be an integer"),
+        ("grid.n_primes=2.5", "n_primes=2.5"),
         ("train.steps=0", "steps must be >= 1, got 0"),
         ("model.d_model=-1", "d_model=-1"),
         ("model.n_heads=3", "not divisible by n_heads=3"),
