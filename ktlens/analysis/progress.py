@@ -67,7 +67,7 @@ def progress_over_snapshots(paths: Iterable[str | Path], characters: Mapping[int
     return rows
 
 
-def exact_steps(history: Sequence[Mapping[str, float]], moduli: Sequence[int]) -> dict[int, int | None]:
+def exact_steps(history: Sequence[Mapping[str, Any]], moduli: Sequence[int]) -> dict[int, int | None]:
     """First evaluated step at which task q is exact on both splits (on the test split alone where the
     history has no per-task train accuracy) and stays exact at every later evaluation (None: never)."""
     out: dict[int, int | None] = {}
