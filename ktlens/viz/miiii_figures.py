@@ -122,18 +122,20 @@ def neuron_grids_figure(model: Any, n_neurons: int = 6, grids: Float[np.ndarray,
     top = np.argsort(-grids.reshape(len(grids), -1).var(1))[:n_neurons]
     power = fa.frequency_power_2d(fa.fourier_2d(grids[top]))
     power[:, 0, 0] = 0.0  # the mean is shown by the activation grid; it would wash out the spectrum
-    titles = [t for i in top for t in (f"neuron {i}: activation", f"neuron {i}: spectrum (mean removed)")]
-    fig = make_subplots(rows=len(top), cols=2, subplot_titles=titles, vertical_spacing=0.03)
+    writes = fa._neuron_task_weights(model)  # [T, d_mlp]
+    task_of = {int(i): int(model.moduli[int(np.argmax(writes[:, i]))]) for i in top}
+    titles = [t for i in top for t in (f"neuron {i}: activation (writes most to q={task_of[int(i)]})", f"neuron {i}: spectrum (mean removed)")]
+    fig = make_subplots(rows=len(top), cols=2, subplot_titles=titles, vertical_spacing=0.03, horizontal_spacing=0.16)
     for r, i in enumerate(top):
         y = 1 - (r + 0.5) / len(top)
         bar = dict(len=0.9 / len(top), y=y, thickness=12)
-        fig.add_trace(go.Heatmap(z=grids[i], colorscale="Viridis", colorbar=dict(x=0.45, title="act", **bar)), row=r + 1, col=1)
+        fig.add_trace(go.Heatmap(z=grids[i], colorscale="Viridis", colorbar=dict(x=0.43, title="act", **bar)), row=r + 1, col=1)
         fig.add_trace(go.Heatmap(z=np.sqrt(power[r]), colorscale="Magma", colorbar=dict(x=1.0, title="norm", **bar)), row=r + 1, col=2)
         fig.update_yaxes(title_text="x0", row=r + 1, col=1)
         fig.update_yaxes(title_text="k0", row=r + 1, col=2)
     fig.update_xaxes(title_text="x1", row=len(top), col=1)
     fig.update_xaxes(title_text="k1", row=len(top), col=2)
-    fig.update_layout(title=f"MLP neurons at '=' over the digit grid (p={model.p})", height=300 * len(top), width=900)
+    fig.update_layout(title=f"MLP neurons at '=' over the digit grid (p={model.p})", height=300 * len(top), width=1000)
     return fig
 
 
@@ -214,7 +216,8 @@ def ablation_figure(rows: Sequence[Any], where: str = "resid") -> go.Figure:
 
 
 def key_frequency_timeline(rows: Sequence[dict[str, Any]]) -> go.Figure:
-    """Embedding frequency norms over training (heatmap) and the number of key frequencies (line).
+    """Embedding frequency norms over training (heatmap) and their Gini coefficient (line); the title says
+    which frequencies pass the per-spectrum test at the last snapshot.
     ``rows``: ``[{"step", "norms", "n_active"}]`` (``active_frequencies_over_training`` or metrics.json)."""
     from ktlens.analysis import miiii_frequencies as mfreq
 
@@ -224,11 +227,13 @@ def key_frequency_timeline(rows: Sequence[dict[str, Any]]) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05)
     fig.add_trace(go.Heatmap(x=steps, y=list(range(1, z.shape[0] + 1)), z=z, colorscale="Viridis",
                              colorbar=dict(len=0.65, y=0.65, title="norm")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=steps, y=active, mode="lines+markers", name="frequencies passing the test"), row=2, col=1)
+    ginis = [fa.gini(np.asarray(r["norms"][1:])) for r in rows]
+    fig.add_trace(go.Scatter(x=steps, y=ginis, mode="lines+markers", name="Gini of the norms"), row=2, col=1)
     fig.update_yaxes(title_text="frequency k (constant left out)", row=1, col=1)
-    fig.update_yaxes(title_text="# standing out", row=2, col=1)
+    fig.update_yaxes(title_text="Gini", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(title=f"Embedding frequency norms over training (frequencies standing out at the end: {active[-1] if active else 0})",
+    end = f"frequencies {mfreq.significant_frequencies(np.asarray(rows[-1]['norms']) ** 2)} stand out at the end" if active and active[-1] else "no single frequency stands out"
+    fig.update_layout(title=f"Embedding frequency norms over training: Gini {ginis[0]:.2f} -> {ginis[-1]:.2f}; {end}",
                       height=650, width=1300, showlegend=False)
     return fig
 
