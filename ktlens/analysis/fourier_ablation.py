@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-__all__ = ["WHERE", "AblationResult", "character_directions", "ablate_task", "task_accuracy_and_loss"]
+__all__ = ["WHERE", "AblationResult", "character_directions", "final_residual", "ablate_task", "task_accuracy_and_loss"]
 
 WHERE = ("neurons", "resid", "embed")
 
@@ -90,8 +90,26 @@ def task_accuracy_and_loss(logits: Float[Tensor, "n c"], targets: Int[Tensor, " 
 
 
 @torch.no_grad()
-def ablate_task(model: Any, q: int, characters: Sequence[int], where: str = "neurons") -> AblationResult:
-    """Task q's accuracy and loss as trained, restricted to ``characters`` and with them excluded."""
+def final_residual(model: Any) -> Float[Tensor, "n d_model"]:
+    """The residual stream read out at '=' (``hook_resid_final``) for every n < p^2, in order of n."""
+    name = "hook_resid_final"
+    was = model.training
+    model.eval()
+    try:
+        _, cache = model.run_with_cache(model.tokens_for(np.arange(model.p**2)), names_filter=name)
+    finally:
+        model.train(was)
+    return cache[name]
+
+
+@torch.no_grad()
+def ablate_task(model: Any, q: int, characters: Sequence[int], where: str = "neurons",
+                resid: Float[Tensor, "n d_model"] | None = None) -> AblationResult:
+    """Task q's accuracy and loss as trained, restricted to ``characters`` and with them excluded.
+
+    ``where="resid"`` reads the residual stream once (``resid``: `final_residual`, reusable across tasks)
+    and applies the public unembedding ``model.unembed`` to its projections, which equals patching
+    ``hook_resid_final`` (the readout is the last operation of the model)."""
     if where not in WHERE:
         raise ValueError(f"where={where!r} is not one of {WHERE}")
     if getattr(model, "model_type", None) != "miiii" or model.spec.variant != "remainders":
@@ -105,6 +123,15 @@ def ablate_task(model: Any, q: int, characters: Sequence[int], where: str = "neu
     tokens = model.tokens_for(n)
     targets = torch.as_tensor(n % q)
     a = p % q
+    if where == "resid":
+        resid = final_residual(model) if resid is None else resid
+        if resid.shape != (p * p, model.cfg.d_model):
+            raise ValueError(f"resid must have shape {(p * p, model.cfg.d_model)}, got {tuple(resid.shape)}")
+        D = character_directions(n % q, q, characters)
+        full = task_accuracy_and_loss(model.unembed(resid)[:, t], targets, c)
+        res = task_accuracy_and_loss(model.unembed(_project(resid, D, True))[:, t], targets, c)
+        exc = task_accuracy_and_loss(model.unembed(_project(resid, D, False))[:, t], targets, c)
+        return AblationResult(q, where, characters, full[0], full[1], res[0], res[1], exc[0], exc[1])
     was = model.training
     model.eval()
     try:

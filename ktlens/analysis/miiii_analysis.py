@@ -8,7 +8,10 @@
 * ``characters``: the characters j identified from the found pairs (the components ablated);
 * ``restricted_*`` / ``excluded_*``: accuracy and loss (nats, all p^2 inputs) of the ablation at the
   readout (``hook_resid_final``: the task's logits keep / lose the characters), and ``ablations`` with
-  every place ablated (``resid``, ``neurons``, ``embed``).
+  every place ablated (``resid``, ``neurons``, ``embed``);
+* ``control_*``: the same readout ablation with as many characters that were NOT identified (the
+  lowest j outside ``characters``; none when every character was identified): restricted to them the
+  task should fail and without them it should stay.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ktlens.analysis import miiii_frequencies as mf
-from ktlens.analysis.fourier_ablation import WHERE, ablate_task
+from ktlens.analysis.fourier_ablation import WHERE, ablate_task, final_residual
 
 __all__ = ["TaskAnalysis", "analyse", "PRIMARY"]
 
@@ -39,6 +42,9 @@ class TaskAnalysis:
     restricted_loss: float
     excluded_loss: float
     ablations: dict[str, dict[str, float]] = field(default_factory=dict)
+    control_characters: list[int] = field(default_factory=list)
+    control_restricted_accuracy: float | None = None
+    control_excluded_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,13 +61,17 @@ def analyse(model: Any, where: Sequence[str] = WHERE, alpha: float = mf.ALPHA) -
     spectra = mf.task_spectra(model)
     found = mf.found_frequencies(spectra, alpha)
     embedding = mf.significant_frequencies(spectra.embedding, alpha)
+    resid = final_residual(model)
     out = []
     for q in model.moduli:
         pred = mf.predicted_frequencies(model.p, q)
         f = found[q]
         chars = mf.identified_characters(f, pred)
-        abl = {w: ablate_task(model, q, chars, w) for w in where}
+        abl = {w: ablate_task(model, q, chars, w, resid=resid if w == PRIMARY else None) for w in where}
         main = abl[PRIMARY]
+        n_chars = max(1, (q - 1) // 2)
+        control = [j for j in range(1, n_chars + 1) if j not in chars][: len(chars)]
+        ctrl = ablate_task(model, q, control, PRIMARY, resid=resid) if control else None
         out.append(TaskAnalysis(
             q=q,
             predicted_frequencies={"x0": pred.x0, "x1": pred.x1, "centres": [list(c) for c in pred.centres]},
@@ -76,5 +86,8 @@ def analyse(model: Any, where: Sequence[str] = WHERE, alpha: float = mf.ALPHA) -
             excluded_loss=main.excluded_loss,
             ablations={w: {k: getattr(r, k) for k in ("restricted_accuracy", "excluded_accuracy", "restricted_loss", "excluded_loss")}
                        for w, r in abl.items()},
+            control_characters=control,
+            control_restricted_accuracy=ctrl.restricted_accuracy if ctrl else None,
+            control_excluded_accuracy=ctrl.excluded_accuracy if ctrl else None,
         ))
     return out

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ktlens.analysis import fourier as fa
-from ktlens.analysis.fourier_ablation import ablate_task
+from ktlens.analysis.fourier_ablation import ablate_task, final_residual
 from ktlens.analysis.miiii_frequencies import readout_power
 
 __all__ = ["snapshot_measures", "progress_over_snapshots", "exact_steps", "task_order"]
@@ -35,8 +35,9 @@ def snapshot_measures(model: Any, characters: Mapping[int, Sequence[int]]) -> di
     """The measures of one model (see the module docstring); ``characters`` per task q."""
     power = readout_power(model)  # [T, K + 1, K + 1], constant-constant cell zeroed
     tasks = {}
+    resid = final_residual(model)
     for t, q in enumerate(model.moduli):
-        r = ablate_task(model, q, list(characters.get(q, [])), "resid")
+        r = ablate_task(model, q, list(characters.get(q, [])), "resid", resid=resid)
         cells = np.sqrt(power[t]).ravel()[1:]
         tasks[int(q)] = {
             "accuracy": r.full_accuracy,
