@@ -68,12 +68,16 @@ def progress_over_snapshots(paths: Iterable[str | Path], characters: Mapping[int
     return rows
 
 
-def exact_steps(history: Sequence[Mapping[str, Any]], moduli: Sequence[int]) -> dict[int, int | None]:
+def exact_steps(history: Sequence[Mapping[str, Any]], moduli: Sequence[int], stay: bool = True) -> dict[int, int | None]:
     """First evaluated step at which task q is exact on both splits (on the test split alone where the
-    history has no per-task train accuracy) and stays exact at every later evaluation (None: never)."""
+    history has no per-task train accuracy) and, with ``stay``, stays exact at every later evaluation
+    (None: never)."""
     out: dict[int, int | None] = {}
     for q in moduli:
         exact = [r.get(f"train_acc_q{q}", 1.0) >= 1.0 and r.get(f"test_acc_q{q}", 0.0) >= 1.0 for r in history]
+        if not stay:
+            out[int(q)] = next((int(r["step"]) for r, e in zip(history, exact) if e), None)
+            continue
         step = None
         for i in range(len(history) - 1, -1, -1):
             if not exact[i]:

@@ -85,12 +85,31 @@ def _progress(model, model_dir: Path, rows, out: str) -> None:
     measures = {"characters": {str(q): j for q, j in characters.items()}, "rows": progress_over_snapshots(snaps, characters)}
     metrics = find_metrics(model_dir)
     if metrics and metrics.get("history"):
-        steps = exact_steps(metrics["history"], model.moduli)
+        history = metrics["history"]
+        steps = exact_steps(history, model.moduli)
+        first = exact_steps(history, model.moduli, stay=False)
         measures["exact_steps"] = {str(q): s for q, s in steps.items()}
         measures["order"] = task_order(steps)
+        measures["first_exact_steps"] = {str(q): s for q, s in first.items()}
+        measures["first_order"] = task_order(first)
+        kept = [r for r in history if int(r["step"]) % 100 == 0]
+        measures["test_accuracy"] = {"step": [int(r["step"]) for r in kept],
+                                     **{str(q): [round(float(r.get(f"test_acc_q{q}", float("nan"))), 4) for r in kept] for q in model.moduli}}
     path = Path(out) / "progress.json"
-    path.write_text(json.dumps(measures, indent=1) + "\n")
+    path.write_text(json.dumps(_rounded(measures)) + "\n")
     write_pages({"progress": progress_figure(measures)}, out, title="MIIII progress measures")
     print(f"written: {path}")
     if measures.get("order"):
-        print("order in which tasks become exact:", ", ".join(f"{q} ({measures['exact_steps'][str(q)]})" for q in measures["order"]))
+        print("order in which tasks are first exact:", ", ".join(f"{q} ({measures['first_exact_steps'][str(q)]})" for q in measures["first_order"]))
+        print("order in which tasks become exact for good:", ", ".join(f"{q} ({measures['exact_steps'][str(q)]})" for q in measures["order"]))
+
+
+def _rounded(x):
+    """Floats to 6 significant digits (a small JSON)."""
+    if isinstance(x, float):
+        return float(f"{x:.6g}")
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x

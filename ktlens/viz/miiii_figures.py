@@ -248,15 +248,17 @@ def progress_figure(measures: Mapping[str, Any]) -> go.Figure:
     exact = {int(q): s for q, s in measures.get("exact_steps", {}).items()}
     fig = make_subplots(rows=3, cols=2, shared_xaxes=True, vertical_spacing=0.07, horizontal_spacing=0.08,
                         subplot_titles=("restricted loss (characters kept; nats, log)", "excluded loss (characters removed; nats, log)",
-                                        "Gini of the task's readout spectrum", "accuracy on all inputs",
+                                        "Gini of the task's readout spectrum", "test accuracy (evaluations)" if "test_accuracy" in measures else "accuracy on all inputs",
                                         "total weight norm", "Gini of the digit embedding's Fourier norms"))
     for i, q in enumerate(moduli):
         color = _color(i, len(moduli))
         when = exact.get(q)
         name = f"q={q} (exact from {when:,})" if when is not None else f"q={q} (not exact)"
         for (r, c), key in zip(((1, 1), (1, 2), (2, 1), (2, 2)), ("restricted_loss", "excluded_loss", "gini", "accuracy")):
-            y = [max(row["tasks"][str(q) if str(q) in row["tasks"] else q][key], 1e-7) for row in rows]
-            fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", line=dict(color=color), name=name, legendgroup=name,
+            x, y = steps, [max(row["tasks"][str(q) if str(q) in row["tasks"] else q][key], 1e-7) for row in rows]
+            if key == "accuracy" and "test_accuracy" in measures:
+                x, y = measures["test_accuracy"]["step"], measures["test_accuracy"][str(q)]
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=color), name=name, legendgroup=name,
                                      showlegend=(r, c) == (1, 1)), row=r, col=c)
     fig.add_trace(go.Scatter(x=steps, y=[row["weight_norm"] for row in rows], mode="lines+markers", line=dict(color="black"), showlegend=False), row=3, col=1)
     fig.add_trace(go.Scatter(x=steps, y=[row["gini_embed"] for row in rows], mode="lines+markers", line=dict(color="black"), showlegend=False), row=3, col=2)
@@ -264,8 +266,13 @@ def progress_figure(measures: Mapping[str, Any]) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_xaxes(title_text="step", row=3)
     order = measures.get("order") or []
-    fig.update_layout(title=f"Progress measures per task; order in which tasks become exact: {', '.join(map(str, order))}",
-                      height=1000, width=1350)
+    first = measures.get("first_order") or []
+    title = "Progress measures per task"
+    if first:
+        title += f"; first exact: {', '.join(map(str, first))}"
+    if order:
+        title += f"<br>exact for good (after the lr-6e-3 spikes): {', '.join(map(str, order))}"
+    fig.update_layout(title=title, height=1000, width=1350, margin=dict(t=110))
     return fig
 
 

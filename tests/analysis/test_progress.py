@@ -18,6 +18,7 @@ def test_exact_steps_need_both_splits_and_staying_exact():
     ]
     steps = pg.exact_steps(history, [2, 3, 5])
     assert steps == {2: 30, 3: 30, 5: None}  # q = 2 was exact at 10 but not at 20
+    assert pg.exact_steps(history, [2, 3, 5], stay=False) == {2: 10, 3: 30, 5: None}
     assert pg.task_order({2: 30, 3: 10, 5: None, 7: 10}) == [3, 7, 2, 5]
     # a history with test accuracies only (older runs)
     assert pg.exact_steps([{"step": 5, "test_acc_q2": 1.0}], [2]) == {2: 5}

@@ -201,3 +201,19 @@ def test_write_figures_offline_html(model, tmp_path):
     # without metrics: only the model's own figures
     bare = mf.write_figures(model, tmp_path / "bare")
     assert sorted(p.name for p in bare) == ["embedding_fourier.html", "neuron_grids.html", "polar.html", "task_spectra.html"]
+
+
+def test_progress_figure_draws_each_measure_and_states_the_orders():
+    task = lambda v: {"accuracy": v, "loss": 1 - v, "restricted_loss": 0.5 * (1 - v) + 1e-3, "excluded_loss": 2.0, "gini": v / 2}  # noqa: E731
+    measures = {
+        "rows": [{"step": s, "weight_norm": 10.0 - s / 100, "gini_embed": s / 1000, "tasks": {"2": task(s / 200), "3": task(s / 400)}}
+                 for s in (0, 100, 200)],
+        "exact_steps": {"2": 200, "3": None}, "order": [2, 3], "first_exact_steps": {"2": 100, "3": None}, "first_order": [2, 3],
+    }
+    fig = mf.progress_figure(measures)
+    restricted = [t for t in fig.data if t.xaxis == "x" and t.name.startswith("q=2")][0]
+    assert list(restricted.x) == [0, 100, 200] and list(restricted.y) == pytest.approx([0.501, 0.251, 0.001])
+    assert restricted.name == "q=2 (exact from 200)"
+    assert [t.name for t in fig.data if t.xaxis == "x"][1] == "q=3 (not exact)"
+    assert "first exact: 2, 3" in fig.layout.title.text and "exact for good (after the lr-6e-3 spikes): 2, 3" in fig.layout.title.text
+    assert fig.layout.yaxis.type == "log"
