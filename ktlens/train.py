@@ -4,6 +4,11 @@ AdamW with warmup and a cosine or constant schedule, mini-batch or full batch, t
 EMA gradient filter, periodic evaluation, and checkpoints that resume to exactly the run that was never
 interrupted: the data order and dropout noise are pure functions of (seed, step), and the optimizer and
 filter state are saved with the weights.
+
+Under `torchrun` (or in an initialised process group) the same loop is data parallel: the batch is the
+global batch, each rank takes its slice, and the gradients are all-reduced before the grokfast filter,
+clipping and AdamW (see `ktlens.distributed`); rank 0 evaluates, checkpoints and shows progress. Every
+`TrainData` gets this without change, as long as its loss is a mean over the examples of a batch.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ktlens import distributed
 from ktlens.checkpoint import read_train_state, save_checkpoint
 from ktlens.models.base import HookedModel
 from ktlens.validation import check_int, check_real, check_str
@@ -175,7 +181,7 @@ def _restore_optimizer(opt: torch.optim.Optimizer, grokfast: GrokfastEMA | None,
     state_dict["state"] = state
     opt.load_state_dict(state_dict)
     if grokfast is not None:
-        ema = [tensors[f"grokfast.{i}"] for i in range(len(grokfast.params)) if f"grokfast.{i}" in tensors]
+        ema = [tensors[f"grokfast.{i}"].to(p.device) for i, p in enumerate(grokfast.params) if f"grokfast.{i}" in tensors]
         grokfast.ema = ema or None
 
 
@@ -190,8 +196,12 @@ def train(
     """Train `model` on `data`; with `run_dir`, checkpoint there and resume from what is there.
 
     The latest checkpoint lives in `run_dir/checkpoint`; each evaluation is appended to the history
-    kept in it. Interrupt at any time (Ctrl-C): the next call with the same arguments resumes.
+    kept in it. Interrupt at any time (Ctrl-C): the next call with the same arguments resumes, with any
+    number of ranks. Launched by torchrun, every rank calls this with the same arguments; `on_eval` runs
+    on rank 0 only, and every rank returns rank 0's history.
     """
+    device = model.device
+    ctx = distributed.setup(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     grokfast = GrokfastEMA(params, cfg.grokfast_alpha, cfg.grokfast_lambda) if cfg.grokfast_lambda else None
@@ -207,9 +217,10 @@ def train(
         model.load_state_dict(load_checkpoint(ckpt).state_dict())
         _restore_optimizer(opt, grokfast, tensors)
         start, history = state["step"], state["history"]
+    distributed.broadcast_parameters(model, ctx)
 
     def checkpoint(step: int) -> None:
-        if ckpt is not None:
+        if ckpt is not None and ctx.is_main:
             train_state = {"step": step, "train_config": _jsonable(cfg), "history": history}
             save_checkpoint(ckpt, model, train_state, _optimizer_tensors(opt, grokfast))
 
@@ -225,18 +236,24 @@ def train(
 
     t0 = time.perf_counter()
     model.train()
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and ctx.is_main), desc="train", dynamic_ncols=True)
     step, running = start, float("nan")
     already_stopped = bool(history) and _reached(cfg, history[-1])
     try:
         while step < cfg.steps and not already_stopped:
-            torch.manual_seed(cfg.seed * 7_919 + step)  # dropout noise is a function of the step
-            batch = data.batch(_batch_indices(cfg, data.n_train, step))
+            torch.manual_seed(cfg.seed * 7_919 + step + ctx.rank * 1_000_000_007)  # dropout noise: (seed, step, rank)
+            global_idx = _batch_indices(cfg, data.n_train, step)
+            local_idx = distributed.shard(global_idx, ctx)
+            batch = data.batch(local_idx)
             loss = data.loss(model, batch)
+            opt.zero_grad(set_to_none=False)
+            if ctx.active:  # the gradient (and loss) of the mean over the global batch, on every rank
+                loss.backward()
+                loss = distributed.all_reduce_gradients(params, loss, len(local_idx), len(global_idx), ctx)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at step {step}; lower the learning rate")
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
+            if not ctx.active:
+                loss.backward()
             if grokfast is not None:
                 grokfast.apply()
             if cfg.grad_clip is not None:
@@ -251,11 +268,14 @@ def train(
             bar.update(1)
             stop = False
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                record = evaluate(step, running)
-                bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith(("test", "train_loss"))}, refresh=False)
-                stop = _reached(cfg, record)
+                if ctx.is_main:
+                    record = evaluate(step, running)
+                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith(("test", "train_loss"))}, refresh=False)
+                    stop = _reached(cfg, record)
+                stop = distributed.broadcast_flag(stop, ctx, device)  # the other ranks wait for the evaluation
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
                 checkpoint(step)
+                distributed.barrier(ctx)
             if stop:
                 break
     except KeyboardInterrupt:
@@ -263,6 +283,7 @@ def train(
         bar.close()
         raise
     bar.close()
+    history = distributed.broadcast_json(history, ctx, device)
     model.eval()
     return TrainResult(model=model, history=history, step=step, seconds=time.perf_counter() - t0)
 

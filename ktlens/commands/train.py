@@ -1,5 +1,6 @@
 """`ktlens train STUDY --preset NAME [--set section.key=value ...]`: train a preset of a study with progress,
-checkpoints and resume."""
+checkpoints and resume. Runs unchanged under `torchrun --nproc-per-node N -m ktlens.cli train ...`
+(data parallel: the preset's batch is the global batch; see docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override preset entries (JSON values), e.g. train.lr=3e-3 model.n_layers=2")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="where to train; auto = cuda when available (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -29,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ktlens import distributed
     from ktlens.experiments.overrides import apply_overrides
 
     study = importlib.import_module(STUDIES[args.study])
@@ -45,7 +49,15 @@ def run(args: argparse.Namespace) -> int:
     preset = apply_overrides(study.get_preset(args.preset), args.set)
     out = args.out or f"runs/{args.study}-{args.preset}"
     label = " ".join([args.preset, *args.set])
-    result = study.train_preset(preset, out, steps=args.steps, seed=args.seed, progress=not args.quiet, name=label)
-    print(json.dumps(result.final, indent=1))
-    print(f"model written to {out}/model")
+    device = distributed.resolve_device(args.device)
+    try:
+        result = study.train_preset(
+            preset, out, steps=args.steps, seed=args.seed, progress=not args.quiet, name=label, device=device
+        )
+        main = distributed.is_main_process()  # rank 0 (or the only process) reports
+    finally:
+        distributed.shutdown()
+    if main:
+        print(json.dumps(result.final, indent=1))
+        print(f"model written to {out}/model")
     return 0

@@ -23,7 +23,16 @@ import torch
 from torch import Tensor
 
 from ktlens.checkpoint import save_checkpoint
-from ktlens.experiments.presets import TASK_DERIVED, PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.distributed import is_main_process
+from ktlens.experiments.presets import (
+    TASK_DERIVED,
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder_decoder import KTheoryTransformer, sequence_loss
 from ktlens.tasks.ktheory_data import KTheoryDataset, KTheoryGridSpec, build_dataset
 from ktlens.tasks.ktheory_spec import LABEL_ORDERS, KTheoryTaskSpec
@@ -109,9 +118,7 @@ PRESETS: Mapping[str, KTheoryPreset] = MappingProxyType(_PRESETS)  # read-only; 
 
 def get_preset(name: str) -> KTheoryPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown K-theory preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "K-theory")
 
 
 def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
@@ -180,13 +187,7 @@ def sequence_metrics(
 
 def resolve_preset(preset: str | KTheoryPreset | Mapping[str, Any]) -> KTheoryPreset:
     """A copy of a preset given by name, as a KTheoryPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, KTheoryPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return KTheoryPreset.from_dict(preset)
-    raise ValueError(f"a K-theory preset is a name, a KTheoryPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, KTheoryPreset, PRESETS, "K-theory")
 
 
 def build_preset(
@@ -208,16 +209,22 @@ def train_preset(
     seed: int | None = None,
     progress: bool = True,
     name: str | None = None,
+    device: str | torch.device | None = None,
 ) -> PresetRun:
     """Train a preset (a name or a KTheoryPreset) into `out` (resumable), then write `out/model` with
     full-domain metrics; returns the training result with those metrics. `name` labels the run in the
-    metrics (default: the preset's name, or "custom")."""
+    metrics (default: the preset's name, or "custom"). `device`: where to train (default: the CPU).
+    Under torchrun every rank trains; rank 0 alone writes `out/model` (the others return no metrics)."""
     label = name or (preset if isinstance(preset, str) else "custom")
     preset, dataset, model = build_preset(preset, seed)
+    if device is not None:
+        model.to(device)
     cfg = preset.train if steps is None else dataclasses.replace(preset.train, steps=steps)
     data = KTheoryTrainData(dataset, model)
     t0 = time.perf_counter()
     result = train(model, data, cfg, run_dir=out, progress=progress)
+    if not is_main_process():
+        return PresetRun(result=result, metrics={}, out=Path(out))
     metrics = {
         "preset": label,
         "train_seconds_this_call": round(time.perf_counter() - t0, 1),

@@ -38,8 +38,16 @@ import torch
 
 from ktlens.analysis.fourier import embedding_frequency_norms, key_frequencies
 from ktlens.checkpoint import save_checkpoint
+from ktlens.distributed import is_main_process
 from ktlens.experiments.overrides import apply_overrides
-from ktlens.experiments.presets import PresetRun, check_model_settings, check_train_config, model_setting_types
+from ktlens.experiments.presets import (
+    PresetRun,
+    check_model_settings,
+    check_train_config,
+    copy_of_preset,
+    model_setting_types,
+    resolve_preset_of,
+)
 from ktlens.models.encoder import RemaindersTransformer
 from ktlens.tasks.remainders import RemaindersData, RemaindersSpec
 from ktlens.train import EvalRecord, TrainConfig, train
@@ -163,20 +171,12 @@ PRESETS: Mapping[str, MiiiiPreset] = MappingProxyType(_PRESETS)  # read-only; us
 
 def get_preset(name: str) -> MiiiiPreset:
     """A fresh copy of the named preset (changing it leaves `PRESETS` as it is)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown miiii preset {name!r}; known: {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return copy_of_preset(PRESETS, name, "miiii")
 
 
 def resolve_preset(preset: str | MiiiiPreset | Mapping[str, Any]) -> MiiiiPreset:
     """A copy of a preset given by name, as a MiiiiPreset, or as its dict."""
-    if isinstance(preset, str):
-        return get_preset(preset)
-    if isinstance(preset, MiiiiPreset):
-        return copy.deepcopy(preset)
-    if isinstance(preset, Mapping):
-        return MiiiiPreset.from_dict(preset)
-    raise ValueError(f"a miiii preset is a name, a MiiiiPreset or its dict, got {type(preset).__name__}")
+    return resolve_preset_of(preset, MiiiiPreset, PRESETS, "miiii")
 
 
 def build(
@@ -207,15 +207,21 @@ def train_preset(
     seed: int | None = None,
     progress: bool = True,
     name: str | None = None,
+    device: str | torch.device | None = None,
 ) -> PresetRun:
     """Train a preset (a name or a MiiiiPreset) into the run folder ``out``; returns the training result
     with the metrics written to ``out/model/metrics.json``. ``name`` labels the run in the metrics
-    (default: the preset's name, or "custom")."""
+    (default: the preset's name, or "custom"). ``device``: where to train (default: the CPU). Under
+    torchrun every rank trains; rank 0 alone writes snapshots and ``out/model`` (the others return no metrics)."""
     label = name or (preset if isinstance(preset, str) else "custom")
     preset = resolve_preset(preset)
     if steps is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, steps=steps))
-    _, data, model, cfg = build(preset, seed)
+    spec, data, model, cfg = build(preset, seed)
+    if device is not None:
+        model.to(device)
+        data = RemaindersData(spec, device=str(model.device))
+    main = is_main_process()
     out = Path(out)
     snapshot_every = preset.snapshot_every
 
@@ -235,10 +241,13 @@ def train_preset(
         if snapshot_every and step % snapshot_every == 0:
             snapshot(step)
 
-    out.mkdir(parents=True, exist_ok=True)
-    if snapshot_every and not timeline:
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if main and snapshot_every and not timeline:
         snapshot(0)
     result = train(model, data, cfg, run_dir=out, progress=progress, on_eval=on_eval)
+    if not main:
+        return PresetRun(result=result, metrics={}, out=out)
     if snapshot_every and result.step % snapshot_every:
         snapshot(result.step)
     metrics = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,24 @@ def check_train_config(train: Any, owner: str) -> TrainConfig:
     if unknown:
         raise ValueError(f"{owner}.train: unknown TrainConfig field(s) {unknown}")
     return TrainConfig(**train)
+
+
+def copy_of_preset(table: Mapping[str, Any], name: str, study: str) -> Any:
+    """A fresh copy of ``table[name]`` (changing it leaves the table as it is), or ValueError naming it."""
+    if name not in table:
+        raise ValueError(f"unknown {study} preset {name!r}; known: {sorted(table)}")
+    return copy.deepcopy(table[name])
+
+
+def resolve_preset_of(preset: Any, preset_type: type, table: Mapping[str, Any], study: str) -> Any:
+    """A copy of a preset given by name, as a ``preset_type``, or as its dict."""
+    if isinstance(preset, str):
+        return copy_of_preset(table, preset, study)
+    if isinstance(preset, preset_type):
+        return copy.deepcopy(preset)
+    if isinstance(preset, Mapping):
+        return preset_type.from_dict(preset)
+    raise ValueError(f"a {study} preset is a name, a {preset_type.__name__} or its dict, got {type(preset).__name__}")
 
 
 @dataclass

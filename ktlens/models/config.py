@@ -72,6 +72,53 @@ class ModelConfig:
             # grouped-query attention is not implemented: every head has its own keys and values
             raise FieldError("n_key_value_heads", self.n_key_value_heads, f"must be null or n_heads={self.n_heads}")
 
+    # ----- fields TransformerLens' ActivationCache and patching read (derived, not stored) -------------
+    @property
+    def normalization_type(self) -> str | None:
+        """TransformerLens' name of the norm in front of the unembedding: "LN" (pre-LN), None (none).
+        Post-LN models have no additive decomposition; `ktlens.models.cache` refuses them by name."""
+        return {"pre": "LN", "post": "LNPost", "none": None}[self.normalization]
+
+    @property
+    def attn_only(self) -> bool:
+        return False  # every block has an MLP
+
+    @property
+    def final_rms(self) -> bool:
+        return False
+
+    @property
+    def use_attn_result(self) -> bool:
+        return False  # per-head results are computed from hook_z and W_O on demand
+
+    @property
+    def gated_mlp(self) -> bool:
+        return False
+
+    @property
+    def parallel_attn_mlp(self) -> bool:
+        return False
+
+    @property
+    def use_split_qkv_input(self) -> bool:
+        return False
+
+    @property
+    def use_hook_mlp_in(self) -> bool:
+        return False
+
+    @property
+    def default_prepend_bos(self) -> bool:
+        return False  # ktlens inputs are token ids, never text
+
+    @property
+    def original_architecture(self) -> str:
+        return "ktlens"
+
+    @property
+    def d_vocab_in(self) -> int:
+        return self.d_vocab
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

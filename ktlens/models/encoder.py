@@ -102,6 +102,54 @@ class RemaindersTransformer(HookedModel):
         self.hook_resid_final = HookPoint()  # [batch, d_model]
         self.setup()
 
+    # ----- TransformerLens' weight surface ----------------------------------------------------------------
+    @property
+    def W_U(self) -> Float[Tensor, "n_tasks d_model d_vocab_out"]:
+        """One unembedding per task (task t is modulus `moduli[t]`): logits[:, t] = resid_final @ W_U[t] + b_U[t]."""
+        return self.unembed.W_U
+
+    @property
+    def b_U(self) -> Float[Tensor, "n_tasks d_vocab_out"]:
+        return self.unembed.b_U
+
+    def task_index(self, q: int) -> int:
+        """Index of the task of modulus q, or ValueError naming q."""
+        if q not in self.moduli:
+            raise ValueError(f"task q={q!r} is not one of this model's moduli {list(self.moduli)}")
+        return list(self.moduli).index(q)
+
+    def tokens_to_residual_directions(self, tokens: Any, task: int | None = None) -> Tensor:
+        """The vector the logit of class `tokens` of task modulus `task` reads from the normalised final
+        residual at '=' (`ln_final.w * W_U[t][:, c]`). Every task has its own unembedding, so `task` is
+        required; TransformerLens' `cache.logit_attrs` cannot pass it: use
+        `ktlens.analysis.attribution.direct_logit_attribution` instead."""
+        if task is None:
+            raise ValueError(
+                "the MIIII model has one unembedding per task: pass task=q (one of "
+                f"{list(self.moduli)}), or use ktlens.analysis.attribution.direct_logit_attribution"
+            )
+        t = self.task_index(task)
+        ids = torch.as_tensor(tokens, device=self.W_U.device)
+        if ids.is_floating_point() or (ids.numel() and (ids.min() < 0 or ids.max() >= self.n_classes[t])):
+            raise ValueError(f"tokens must be classes 0..{self.n_classes[t] - 1} of task q={task}, got {tokens!r}")
+        directions = self.W_U[t][:, ids].movedim(0, -1)
+        if isinstance(self.ln_final, LayerNorm):
+            directions = directions * self.ln_final.w
+        return directions
+
+    def to_str_tokens(self, tokens: Any) -> list[str] | list[list[str]]:
+        """Readable input: `x0=3 x1=5 =` (x0 the high digit of n = x0 * p + x1, whatever the digit order)."""
+        ids = torch.as_tensor(tokens)
+        if ids.ndim == 2:
+            return [self.to_str_tokens(row) for row in ids]
+        if ids.shape != (N_POS,):
+            raise ValueError(f"tokens must have shape [3] or [batch, 3], got {tuple(ids.shape)}")
+        first, second, eq = (int(t) for t in ids)
+        if self.spec.digit_tokens == "separate":
+            second -= self.p
+        names = ("x0", "x1") if self.spec.digit_order == "msd" else ("x1", "x0")
+        return [f"{names[0]}={first}", f"{names[1]}={second}", "=" if eq == self.spec.eq_token else f"?{eq}"]
+
     @classmethod
     def create(cls, spec: RemaindersSpec | dict[str, Any], **model_kwargs: Any) -> "RemaindersTransformer":
         """A model fitting ``spec`` (a RemaindersSpec or its dict); ``model_kwargs`` go to ModelConfig."""

@@ -136,6 +136,99 @@ class KTheoryTransformer(HookedModel):
     def label_order(self) -> str:
         return self.spec.label_order
 
+    # ----- TransformerLens' weight surface, with the encoder-decoder's extra parts ------------------------
+    @property
+    def W_E_src(self) -> Float[Tensor, "d_vocab_src d_model"]:
+        """Source (p, r, e) token embedding as used (with magnitude features added)."""
+        return self.src_embed.W_E_eff
+
+    @property
+    def W_pos_src(self) -> Float[Tensor, "3 d_model"]:
+        """Source position embedding: rows p, r, e."""
+        return self.src_pos_embed.W_pos
+
+    @property
+    def W_Q_cross(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("cross_attn", "W_Q")
+
+    @property
+    def W_K_cross(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("cross_attn", "W_K")
+
+    @property
+    def W_V_cross(self) -> Float[Tensor, "n_layers n_heads d_model d_head"]:
+        return self._stack("cross_attn", "W_V")
+
+    @property
+    def W_O_cross(self) -> Float[Tensor, "n_layers n_heads d_head d_model"]:
+        return self._stack("cross_attn", "W_O")
+
+    @property
+    def b_Q_cross(self) -> Float[Tensor, "n_layers n_heads d_head"]:
+        return self._stack("cross_attn", "b_Q")
+
+    @property
+    def b_K_cross(self) -> Float[Tensor, "n_layers n_heads d_head"]:
+        return self._stack("cross_attn", "b_K")
+
+    @property
+    def b_V_cross(self) -> Float[Tensor, "n_layers n_heads d_head"]:
+        return self._stack("cross_attn", "b_V")
+
+    @property
+    def b_O_cross(self) -> Float[Tensor, "n_layers d_model"]:
+        return self._stack("cross_attn", "b_O")
+
+    @property
+    def W_U(self) -> Float[Tensor, "d_model d_vocab_out"]:
+        """Unembedding as used (with any number features added); logits = ln_final(resid) @ W_U + b_U."""
+        return self.unembed.W_U_eff
+
+    @property
+    def b_U(self) -> Float[Tensor, "d_vocab_out"]:
+        return self.unembed.b_U
+
+    def tokens_to_residual_directions(self, tokens: Any) -> Tensor:
+        """The vector each count token's logit reads from the *normalised* final residual:
+        `ln_final.w * W_U[:, t]` ([d_model], or [*tokens.shape, d_model]). With it TransformerLens'
+        `cache.logit_attrs(stack)` gives each component's logit contribution up to the constant
+        `ln_final.b @ W_U[:, t] + b_U[t]` (see `ktlens.analysis.attribution` for the exact sum)."""
+        ids = torch.as_tensor(tokens, device=self.W_U.device)
+        if ids.is_floating_point() or (ids.numel() and (ids.min() < 0 or ids.max() >= self.cfg.d_vocab_out)):
+            raise ValueError(f"tokens must be count ids 0..{self.cfg.d_vocab_out - 1}, got {tokens!r}")
+        directions = self.W_U[:, ids].movedim(0, -1)
+        if isinstance(self.ln_final, LayerNorm):
+            directions = directions * self.ln_final.w
+        return directions
+
+    # ----- reading the packed layout ------------------------------------------------------------------
+    def count_index(self, position: int) -> int:
+        """i of the count n_i that decoder position `position` (0..L-1) predicts."""
+        if not 0 <= position < self.seq_len:
+            raise ValueError(f"decoder position {position} is outside 0..{self.seq_len - 1}")
+        return position + 1 if self.label_order == "ascending" else self.seq_len - position
+
+    def position_labels(self) -> list[str]:
+        """What each decoder position predicts, in the model's order (descending: ["n_9", ..., "n_1"])."""
+        return [f"n_{self.count_index(k)}" for k in range(self.seq_len)]
+
+    def to_str_tokens(self, tokens: Any) -> list[str] | list[list[str]]:
+        """Readable packed tokens: `p=3 r=4 e=9 BOS n_9=0 ... n_2=5` (decoder inputs named by the count
+        they hold: the previous position's label). A [batch, 3 + k] tensor gives one list per row."""
+        ids = torch.as_tensor(tokens)
+        if ids.ndim == 2:
+            return [self.to_str_tokens(row) for row in ids]
+        if ids.ndim != 1 or not N_SRC < len(ids) <= N_SRC + self.seq_len:
+            raise ValueError(f"tokens must have shape [3 + k] or [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(ids.shape)}")
+        values = [int(t) for t in ids]
+        out = [f"{name}={v}" for name, v in zip("pre", values[:N_SRC])]
+        for j, v in enumerate(values[N_SRC:]):
+            if j == 0:
+                out.append("BOS" if v == self.bos else f"?{v}")
+            else:
+                out.append(f"{self.position_labels()[j - 1]}={v}" if v <= self.max_count else f"?{v}")
+        return out
+
     @classmethod
     def create(cls, spec: KTheoryTaskSpec | dict[str, Any], **model_kwargs: Any) -> "KTheoryTransformer":
         """Build a model whose vocabulary and context fit `spec` (a KTheoryTaskSpec or its dict)."""

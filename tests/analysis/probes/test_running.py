@@ -116,8 +116,11 @@ def test_small_sample_warnings():
 def test_run_probes_warns_and_shows_progress(kt_model, capsys):
     data = probe_data(kt_model, n_max=None).select(["e", "u"])
     tokens, targets = data.tokens[:12], [ProbeTarget(t.name, t.kind, t.values[:12], t.description) for t in data.targets]
-    with pytest.warns(SmallSampleWarning, match="'e'.*12 examples.*4 classes"):
+    with pytest.warns(SmallSampleWarning) as caught:
         rows = run_probes(kt_model, tokens, targets, ["hook_src", "blocks.0.hook_resid_post"], max_iter=10, progress=True)
+    messages = [str(w.message) for w in caught]
+    assert any("'e': 12 examples" in m and "4 classes" in m for m in messages)
+    assert any("'u': 12 examples" in m for m in messages)
     assert len(rows) == 4
     err = capsys.readouterr().err
     assert "/8 " in err and "blocks.0.hook_resid_post" in err  # 2 hooks x 2 targets x (probe + control)
