@@ -11,9 +11,10 @@ import sys
 
 import ktlens
 from ktlens import __version__
-from ktlens.commands import attention, dashboard, demo, dla, features, kgroup, miiii_figures, patch, predict, probe, train
+from ktlens.commands import (attention, dashboard, demo, dla, features, kgroup, miiii_analysis, miiii_figures, patch,
+                             predict, probe, train)
 
-COMMANDS = [demo, kgroup, train, predict, miiii_figures, probe, dla, patch, attention, features, dashboard]
+COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, features, dashboard]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -171,7 +171,7 @@ def fourier_2d(grid: Real[np.ndarray, "*batch n n"]) -> Float64[np.ndarray, "*ba
     """A grid [..., n, n] in the Fourier basis along both axes: ``B @ grid @ B.T``."""
     grid = np.asarray(grid, dtype=np.float64)
     B = fourier_basis(grid.shape[-1])
-    return np.einsum("ia,...ab,jb->...ij", B, grid, B)
+    return B @ grid @ B.T  # batched matmuls (an einsum over three operands is ~50x slower here)
 
 
 def frequency_power_2d(coeffs: Real[np.ndarray, "*batch n n"]) -> Float64[np.ndarray, "*batch n_freq n_freq"]:
@@ -182,7 +182,7 @@ def frequency_power_2d(coeffs: Real[np.ndarray, "*batch n n"]) -> Float64[np.nda
     K = n_frequencies(n)
     onehot = np.zeros((n, K))
     onehot[np.arange(n), freq] = 1.0
-    return np.einsum("...ij,ia,jb->...ab", coeffs**2, onehot, onehot)
+    return onehot.T @ (coeffs**2) @ onehot
 
 
 def neuron_key_frequencies(power: Real[np.ndarray, "neuron n_freq n_freq"], threshold: float | None = None) -> list[list[tuple[int, int]]]:
@@ -220,7 +220,7 @@ def task_frequency_power(
     grids = neuron_grids(model) if grids is None else grids
     power = frequency_power_2d(fourier_2d(grids))  # [d_mlp, K+1, K+1]
     w = _neuron_task_weights(model) ** 2  # [T, d_mlp]
-    out = np.einsum("ti,iab->tab", w, power)
+    out = (w @ power.reshape(len(power), -1)).reshape(len(w), *power.shape[1:])
     out[:, 0, 0] = 0.0
     return out
 

@@ -13,9 +13,10 @@ def test_run_folder_writes_offline_html(miiii_run, tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     names = {p.name for p in out.iterdir()}
     assert FIGURES <= names
-    assert sorted(printed) == sorted(str(p) for p in out.iterdir() if p.suffix == ".html")
+    assert sorted(printed) == sorted(str(p) for p in out.iterdir() if p.suffix == ".html" and p.name != "index.html")
     html = (out / "embedding_fourier.html").read_text()
-    assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js inlined: opens offline
+    assert '<script src="http' not in html and '<script src="plotly.min.js">' in html  # the bundle beside it: offline
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000 and len(html) < 1_000_000  # written once
 
 
 def test_wrong_model_or_snapshot_folder_exits_2(miiii_run, ktheory_run, tmp_path, capsys):

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from ktlens.analysis import fourier as fa
 from ktlens.models.encoder import RemaindersTransformer
@@ -30,10 +31,14 @@ def history():
     ]
 
 
-def assert_offline(html: str) -> None:
-    """No script is loaded from a URL (plotly's CDN or any other); plotly.js itself is inline."""
-    assert not re.search(r"<script[^>]*\bsrc\s*=", html), "a script is loaded from elsewhere"
-    assert re.search(r"plotly\.js v\d", html), "plotly.js is not embedded"
+def assert_offline(page) -> None:
+    """No script is loaded from a URL (plotly's CDN or any other): the page loads the one plotly.js
+    written beside it, by a relative path, and that file is plotly.js."""
+    html = page.read_text()
+    srcs = re.findall(r"<script[^>]*\bsrc\s*=\s*\"([^\"]*)\"", html)
+    assert srcs == ["plotly.min.js"], srcs
+    bundle = page.parent / "plotly.min.js"
+    assert re.search(r"plotly\.js v\d", bundle.read_text()[:2000]), "plotly.js is not beside the page"
 
 
 def test_first_full_steps():
@@ -64,22 +69,33 @@ def test_first_exact_steps_bars():
 
 def test_embedding_fourier_draws_the_embedding_in_the_basis(model):
     fig = mf.embedding_fourier(model)
-    heat, bars = fig.data
+    const, heat, bars = fig.data
     W_E = model.embed.W_E.detach().double().numpy()[:P]
     # independent basis: the DFT of each embedding column, as cos/sin coefficients
     x = np.arange(P)
     cos1 = np.cos(2 * np.pi * x / P) * math.sqrt(2 / P)
-    assert np.allclose(np.asarray(heat.z)[0], np.abs(W_E.sum(0) / math.sqrt(P)))
-    assert np.allclose(np.asarray(heat.z)[1], np.abs(cos1 @ W_E))
-    assert list(heat.y) == ["const", "cos 1", "sin 1", "cos 2", "sin 2", "cos 3", "sin 3"]
+    assert np.allclose(np.asarray(const.z)[0], np.abs(W_E.sum(0) / math.sqrt(P)))  # the constant, apart
+    assert np.allclose(np.asarray(heat.z)[0], np.abs(cos1 @ W_E))
+    assert list(const.y) == ["const"] and list(heat.y) == ["cos 1", "sin 1", "cos 2", "sin 2", "cos 3", "sin 3"]
+    assert heat.showscale is not False and heat.colorbar.title.text == "|coefficient|"
     norms = np.asarray(bars.y)
     assert list(bars.x) == [0, 1, 2, 3]
     assert norms[0] == pytest.approx(np.linalg.norm(W_E.sum(0) / math.sqrt(P)))
     assert np.sum(norms**2) == pytest.approx(np.sum(W_E**2))  # Parseval
-    keys = fa.key_frequencies(norms)
-    assert list(bars.marker.color) == ["crimson" if k in keys else "steelblue" for k in range(4)]
-    assert fig.layout.title.text == f"Digit embeddings in the Fourier basis (p={P}; key frequencies {keys})"
-    assert fig.layout.xaxis.title.text == "embedding dimension"
+    assert bars.marker.color[0] == "lightgray"
+    assert "no frequency stands out" in fig.layout.title.text  # a random embedding: nothing found
+
+
+def test_embedding_fourier_title_names_a_planted_frequency():
+    spec = RemaindersSpec(p=37)
+    model = RemaindersTransformer.create(spec, d_model=32, n_heads=2, d_mlp=24, normalization="none").eval()
+    B = fa.fourier_basis(37)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        model.embed.W_E[:37] = torch.as_tensor(np.outer(B[2 * 9 - 1], rng.normal(size=32)) * 10 + 0.01 * rng.normal(size=(37, 32)), dtype=torch.float32)
+    fig = mf.embedding_fourier(model)
+    assert "frequencies [9] stand out" in fig.layout.title.text
+    assert fig.data[2].marker.color[9] == "crimson"
 
 
 def test_neuron_grids_figure_shows_the_most_varying_neurons(model):
@@ -91,32 +107,56 @@ def test_neuron_grids_figure_shows_the_most_varying_neurons(model):
     for r, i in enumerate(top):
         assert np.allclose(np.asarray(fig.data[2 * r].z), grids[i])
         spectrum = np.asarray(fig.data[2 * r + 1].z)
-        assert spectrum.shape == (4, 4)
-        assert np.sum(spectrum**2) == pytest.approx(np.sum(grids[i] ** 2))  # Parseval over the grid
+        assert spectrum.shape == (4, 4) and spectrum[0, 0] == 0
+        # Parseval over the grid, the mean (shown by the activation grid) left out of the spectrum
+        assert np.sum(spectrum**2) == pytest.approx(np.sum((grids[i] - grids[i].mean()) ** 2))
+        assert fig.data[2 * r].colorbar.title.text == "act" and fig.data[2 * r + 1].colorbar.title.text == "norm"
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[:2] == [f"neuron {top[0]}: activation", f"neuron {top[0]}: spectrum"]
+    assert titles[0].startswith(f"neuron {top[0]}: activation (writes most to q=") and titles[1] == f"neuron {top[0]}: spectrum (mean removed)"
     assert fig.layout.title.text == f"MLP neurons at '=' over the digit grid (p={P})"
 
 
-def test_task_spectra_one_row_per_task(model):
+def test_task_spectra_marks_predicted_and_found(model):
+    from ktlens.analysis import miiii_frequencies as mfreq
+
     fig = mf.task_spectra(model)
-    x0, x1 = fig.data
-    assert list(x0.y) == ["q=2", "q=3", "q=5"] and list(x1.y) == ["q=2", "q=3", "q=5"]
-    for heat in (x0, x1):
-        z = np.asarray(heat.z)
-        assert z.shape == (3, 4) and np.allclose(z.max(1), 1.0) and (z >= 0).all()
-    assert [a.text for a in fig.layout.annotations] == ["frequencies of x0 (most significant digit)", "frequencies of x1"]
-    assert fig.layout.xaxis.title.text == "frequency k of Z_p"
+    heats = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heats) == 4  # per axis: frequency 0 apart, then k = 1 .. K
+    spectra = mfreq.task_spectra(model)
+    marg = spectra.readout.sum(2)  # x0 axis
+    share = marg / marg.sum(1, keepdims=True)
+    assert np.allclose(np.asarray(heats[0].z)[:, 0], share[:, 0]) and np.allclose(np.asarray(heats[1].z), share[:, 1:])
+    assert list(heats[1].y) == ["q=2", "q=3", "q=5"] and list(heats[1].x) == [1, 2, 3]
+    predicted = [t for t in fig.data if t.name and t.name.startswith("predicted")]
+    # x0 axis: every task's predicted frequencies, e.g. q = 2 at p = 7 sits at 3.5 -> 3
+    pts = set(zip(predicted[0].x, predicted[0].y))
+    assert ("q=2" and (3, "q=2") in pts) and all((k, f"q={q}") in pts for q in (2, 3, 5) for k in mfreq.predicted_frequencies(P, q).x0)
+    assert "found frequencies (x) are predicted ones (o)" in fig.layout.title.text
+
+
+def test_ablation_figure_bars(model):
+    from ktlens.analysis.miiii_analysis import analyse
+
+    rows = analyse(model, where=("resid",))
+    fig = mf.ablation_figure(rows)
+    acc = {t.name: list(t.y) for t in fig.data if t.xaxis == "x"}
+    assert acc["as trained"] == [r.full_accuracy for r in rows]
+    assert acc["restricted to the characters"] == [r.restricted_accuracy for r in rows]
+    assert acc["characters excluded"] == [r.excluded_accuracy for r in rows]
+    assert fig.layout.title.text.startswith("Fourier ablation at the readout: restricted accuracy >= ")
 
 
 def test_key_frequency_timeline():
-    rows = [{"step": 0, "norms": [9.0, 1.0, 2.0, 3.0], "n_active": 0}, {"step": 50, "norms": [9.0, 4.0, 5.0, 6.0], "n_active": 2}]
+    flat = [9.0] + [1.0] * 18
+    peaked = [9.0] + [1.0] * 6 + [40.0] + [1.0] * 11  # frequency 7 stands out
+    rows = [{"step": 0, "norms": flat, "n_active": 0}, {"step": 50, "norms": peaked, "n_active": 5}]
     fig = mf.key_frequency_timeline(rows)
     heat, line = fig.data
-    assert np.array_equal(np.asarray(heat.z), [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]])  # constant dropped
-    assert list(heat.x) == [0, 50] and list(heat.y) == [1, 2, 3]
-    assert list(line.y) == [0, 2]
-    assert fig.layout.yaxis.title.text == "frequency k" and fig.layout.xaxis2.title.text == "step"
+    assert np.array_equal(np.asarray(heat.z), np.array([flat[1:], peaked[1:]]).T)  # constant dropped
+    assert list(heat.x) == [0, 50] and list(heat.y) == list(range(1, 19))
+    assert list(line.y) == pytest.approx([0.0, fa.gini(peaked[1:])])
+    assert fig.layout.yaxis.title.text == "frequency k (constant left out)" and fig.layout.xaxis2.title.text == "step"
+    assert fig.layout.title.text.endswith("frequencies [7] stand out at the end")
 
 
 def test_polar_figure_points():
@@ -155,8 +195,25 @@ def test_write_figures_offline_html(model, tmp_path):
         for n in ("training_curves", "first_exact_steps", "embedding_fourier", "neuron_grids", "task_spectra", "key_frequency_timeline", "polar")
     )
     for path in paths:
-        assert_offline(path.read_text())
+        assert_offline(path)
+    assert sum(1 for p in (tmp_path / "figs").iterdir() if p.stat().st_size > 1_000_000) == 1  # one plotly.js
     assert "Test accuracy per task over training" in (tmp_path / "figs" / "training_curves.html").read_text()
     # without metrics: only the model's own figures
     bare = mf.write_figures(model, tmp_path / "bare")
     assert sorted(p.name for p in bare) == ["embedding_fourier.html", "neuron_grids.html", "polar.html", "task_spectra.html"]
+
+
+def test_progress_figure_draws_each_measure_and_states_the_orders():
+    task = lambda v: {"accuracy": v, "loss": 1 - v, "restricted_loss": 0.5 * (1 - v) + 1e-3, "excluded_loss": 2.0, "gini": v / 2}  # noqa: E731
+    measures = {
+        "rows": [{"step": s, "weight_norm": 10.0 - s / 100, "gini_embed": s / 1000, "tasks": {"2": task(s / 200), "3": task(s / 400)}}
+                 for s in (0, 100, 200)],
+        "exact_steps": {"2": 200, "3": None}, "order": [2, 3], "first_exact_steps": {"2": 100, "3": None}, "first_order": [2, 3],
+    }
+    fig = mf.progress_figure(measures)
+    restricted = [t for t in fig.data if t.xaxis == "x" and t.name.startswith("q=2")][0]
+    assert list(restricted.x) == [0, 100, 200] and list(restricted.y) == pytest.approx([0.501, 0.251, 0.001])
+    assert restricted.name == "q=2 (exact from 200)"
+    assert [t.name for t in fig.data if t.xaxis == "x"][1] == "q=3 (not exact)"
+    assert "first exact: 2, 3" in fig.layout.title.text and "exact for good (after the lr-6e-3 spikes): 2, 3" in fig.layout.title.text
+    assert fig.layout.yaxis.type == "log"
