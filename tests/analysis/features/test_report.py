@@ -61,3 +61,35 @@ def test_miiii_units_get_periodicity_and_residue_events():
     names = {h.text() for h in report.events.hypotheses}
     assert {"n_mod_q[5] == 0", "digit_0 == 3"} <= names
     assert all(h.position is None for h in (report.scores.candidate(c) for c in report.scores.best[:, 0] if c >= 0))
+
+
+class _ToySAE:
+    """The SAE surface the features code uses: cfg.hook_name, encode, W_dec."""
+
+    class cfg:
+        hook_name = "blocks.0.mlp.hook_post"
+        name = "toy"
+
+    def __init__(self, d_in, d_sae):
+        gen = torch.Generator().manual_seed(0)
+        self.W_enc = torch.randn(d_in, d_sae, generator=gen)
+        self.W_dec = torch.randn(d_sae, d_in, generator=gen)
+
+    def encode(self, x):
+        return torch.relu(x @ self.W_enc)
+
+
+def test_sae_latents_are_units_with_decoder_directions(kmodel):
+    from ktlens.analysis.features import direct_logit_effects, sae_units
+
+    sae = _ToySAE(16, 24)
+    source = sae_units(kmodel, sae)
+    assert source.n_units == 24 and source.kind == "latent"
+    units = read_units(kmodel, source, progress=False)
+    neurons = read_units(kmodel, neuron_units(kmodel, "blocks.0.mlp.hook_post"), progress=False)
+    torch.testing.assert_close(units.acts, torch.relu(neurons.acts @ sae.W_enc))
+    effects = direct_logit_effects(kmodel, source)
+    w = getattr(kmodel.ln_final, "w", None)
+    direction = sae.W_dec @ kmodel.W_out[0].detach()
+    want = (direction if w is None else direction * w.detach()) @ kmodel.W_U.detach()
+    np.testing.assert_allclose(effects, want.numpy(), rtol=1e-4, atol=1e-5)
