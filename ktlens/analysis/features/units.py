@@ -14,7 +14,7 @@ The domain is the model's whole input domain under teacher forcing:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 __all__ = ["UnitSource", "FeatureDomain", "UnitActivations", "neuron_units", "sae_units", "feature_domain", "read_units"]
+
+
+def _no_directions() -> None:
+    """Directions of a unit source that has none."""
+    return None
 
 
 @dataclass
@@ -39,7 +44,7 @@ class UnitSource:
     encode: Callable[[Tensor], Tensor]
     n_units: int
     kind: str = "neuron"  # "neuron" or "latent"
-    directions: Callable[[], Tensor | None] = field(default=lambda: None)
+    directions: Callable[[], Tensor | None] = _no_directions
 
     def __post_init__(self) -> None:
         if self.kind not in ("neuron", "latent"):
