@@ -32,7 +32,7 @@ def unit_sets(model):
         for name in ktlens.pretrained_saes():
             sae = ktlens.load_sae(name)
             if getattr(sae.cfg, "model_name", None) == "ktheory-small":
-                out.append((f"SAE {name}", sae_units(model, sae)))
+                out.append((f"SAE {name}", sae_units(model, sae, name)))
     return out
 
 
@@ -135,7 +135,7 @@ def miiii_summary():
         for name in ktlens.pretrained_saes():
             sae = ktlens.load_sae(name)
             if getattr(sae.cfg, "model_name", None) == "miiii-small":
-                sets.append((f"SAE {name}", sae_units(model, sae)))
+                sets.append((f"SAE {name}", sae_units(model, sae, name)))
     out = []
     for name, source in sets:
         t = time.perf_counter()

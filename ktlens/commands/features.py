@@ -38,7 +38,7 @@ def load_units(args: argparse.Namespace):
         model_name = getattr(sae.cfg, "model_name", None)
         if model_name and args.model in ("ktheory-small", "miiii-small") and model_name != args.model:
             raise ValueError(f"SAE {args.sae!r} was trained on {model_name!r}, not on --model {args.model!r}")
-        return model, sae_units(model, sae)
+        return model, sae_units(model, sae, name=str(args.sae))
     hook = args.hook or f"blocks.{int(model.cfg.n_layers) - 1}.mlp.hook_post"
     return model, neuron_units(model, hook)
 

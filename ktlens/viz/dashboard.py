@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ktlens.analysis.features.report import FeatureReport
-from ktlens.analysis.features.stats import histograms, quantile_examples, top_examples
+from ktlens.analysis.features.stats import histograms, quantile_rows, top_rows
 
 __all__ = ["write_dashboard", "write_plotly_asset"]
 
 PLOTLY_ASSET = "assets/plotly.min.js"
+UNIT_CHUNK = 128  # units transposed at a time while writing pages
 CSS = """body{font-family:system-ui,sans-serif;margin:16px 28px;max-width:1360px;color:#222}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}
 th{background:#f0f0f0;cursor:pointer}.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
@@ -85,10 +87,10 @@ def _examples_table(report: FeatureReport, rows: list[tuple[int, int, float]]) -
     return f"<table><tr><th>activation</th><th>example</th></tr>{body}</table>"
 
 
-def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndarray, effects: np.ndarray | None) -> str:
+def _unit_page(report: FeatureReport, u: int, col: np.ndarray, counts: np.ndarray, edges: np.ndarray, effects: np.ndarray | None) -> str:
+    """The page of unit u; ``col`` its activations over all rows."""
     d, s = report.domain, report.scores
     label = report.label(u)
-    acts = report.units.by_position
     held_out = f" (held-out F1 {s.f1[u, 0]:.3f})" if s.labelled[u] else ""
     parts = [f"<p><a href='../index.html'>index</a></p><h1>Unit {u} of {html.escape(report.units.source.name)}</h1>",
              f"<p>Label: <span class='lbl'>{html.escape(label)}</span>{held_out} &middot; density {report.density[u]:.4f}</p>"]
@@ -114,7 +116,7 @@ def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndar
                              "Direct effect on logits per task and class", "class (residue)", "task"))
     if report.periodic is not None:
         pp = int(d.context["spec"].p)
-        grid = acts[:, 0, u].reshape(pp, pp).numpy()
+        grid = col.reshape(pp, pp)
         figs.append(_fig(f"grid{u}", [{"type": "heatmap", "z": grid, "colorscale": "Viridis", "zmin": 0,
                                        "colorbar": {"title": {"text": "activation"}}}],
                          "Activation over the digits (n = x0 p + x1)", "x1 (low digit)", "x0 (high digit)"))
@@ -138,8 +140,9 @@ def _unit_page(report: FeatureReport, u: int, counts: np.ndarray, edges: np.ndar
         top = np.argsort(-np.abs(report.correlation[u]))[:5]
         parts.append("<h2>Correlation with scalar variables</h2><table><tr><th>variable</th><th>r</th></tr>" + "".join(
             f"<tr><td>{html.escape(report.scalars.names[j])}</td><td>{report.correlation[u, j]:+.3f}</td></tr>" for j in top) + "</table>")
-    parts.append("<h2>Top activating examples</h2>" + _examples_table(report, top_examples(acts, u, 10)))
-    for name, rows in quantile_examples(acts, u):
+    K = d.n_positions
+    parts.append("<h2>Top activating examples</h2>" + _examples_table(report, top_rows(col, K, 10)))
+    for name, rows in quantile_rows(col, K):
         parts.append(f"<h2>Quantile {html.escape(name)}</h2>" + _examples_table(report, rows))
     return _page(f"unit {u}: {label}", "".join(parts), depth=1)
 
@@ -155,7 +158,8 @@ function sortBy(c){var tb=document.querySelector('#units tbody');var rows=Array.
 """
 
 
-def write_dashboard(report: FeatureReport, out: str | Path, model: Any = None, title: str | None = None) -> Path:
+def write_dashboard(report: FeatureReport, out: str | Path, model: Any = None, title: str | None = None,
+                    progress: bool = True) -> Path:
     """Write the site for ``report`` under ``out`` (created); returns the index path."""
     from ktlens.analysis.features.report import direct_logit_effects
 
@@ -165,8 +169,12 @@ def write_dashboard(report: FeatureReport, out: str | Path, model: Any = None, t
     U = report.density.size
     counts, edges = histograms(report.units.by_position)
     effects = direct_logit_effects(model, report.units.source) if model is not None else None
-    for u in range(U):
-        (out / "units" / f"unit_{u:05d}.html").write_text(_unit_page(report, u, counts, edges, effects), encoding="utf-8")
+    flat = report.units.acts
+    for start in tqdm(range(0, U, UNIT_CHUNK), desc="unit pages", leave=False, disable=not progress):
+        cols = flat[:, start : start + UNIT_CHUNK].T.contiguous().numpy()  # [chunk, rows]: one unit per row
+        for j, col in enumerate(cols):
+            u = start + j
+            (out / "units" / f"unit_{u:05d}.html").write_text(_unit_page(report, u, col, counts, edges, effects), encoding="utf-8")
     title = title or f"Features: {report.units.source.name}"
     dens = np.log10(np.maximum(report.density, 1e-6))
     cov = report.coverage

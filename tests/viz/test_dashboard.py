@@ -17,7 +17,7 @@ def test_dashboard_is_offline_with_one_plotly_and_labelled_pages(tmp_path, kind)
     else:
         model = RemaindersTransformer.create(RemaindersSpec(p=5), d_model=16, n_heads=2, d_mlp=8, n_layers=1).eval()
     report = analyze_units(model, neuron_units(model, "blocks.0.mlp.hook_post"), progress=False)
-    index = write_dashboard(report, tmp_path, model)
+    index = write_dashboard(report, tmp_path, model, progress=False)
     pages = sorted(tmp_path.rglob("*.html"))
     assert index in pages and len(pages) == 1 + 8
     bundles = [f for f in tmp_path.rglob("*") if f.is_file() and "plotly.js v" in f.read_text(errors="ignore")[:2000]]

@@ -1,6 +1,6 @@
 """Hypotheses about units, generated from the task's own variables.
 
-A hypothesis is an event over the domain's rows: ``variable == v``, ``variable >= v`` (and the task's
+A hypothesis is an event over the domain's rows: ``variable == v``, ``variable >= v``, ``variable <= v`` (and the task's
 divisibility facts, which its registry offers as class variables such as ``p_divides_e`` or the residues
 ``n_mod_q``), optionally restricted to one decoder position. The position restriction is applied while
 scoring (`ktlens.analysis.features.labels`), so each event here is one boolean column.
@@ -21,9 +21,9 @@ from ktlens.analysis.features.units import FeatureDomain
 
 __all__ = ["Hypothesis", "EventSet", "ScalarSet", "task_events", "scalar_variables"]
 
-RELATIONS = ("==", ">=", "user")
+RELATIONS = ("==", ">=", "<=", "user")
 MAX_EQ_VALUES = 25  # every value of a variable with at most this many distinct values gets an "==" event
-N_GE_VALUES = 8  # ">=" events at this many quantiles of a scalar variable
+N_GE_VALUES = 8  # ">=" and "<=" events at this many quantiles of a scalar variable
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,9 @@ def task_events(domain: FeatureDomain, extra: Mapping[str, Callable[..., np.ndar
                 if v > distinct[0]:
                     hyps.append(Hypothesis(name, ">=", v.item()))
                     cols.append(values >= v)
+                if distinct[0] < v < distinct[-1]:
+                    hyps.append(Hypothesis(name, "<=", v.item()))
+                    cols.append(values <= v)
     for name, fn in (extra or {}).items():
         hyps.append(Hypothesis(name, "user", True))
         cols.append(_user_event(name, fn, domain))

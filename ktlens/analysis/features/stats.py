@@ -7,7 +7,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["density", "position_share", "top_examples", "quantile_examples", "histograms"]
+__all__ = ["density", "position_share", "top_examples", "top_rows", "quantile_examples", "quantile_rows", "histograms"]
 
 
 def density(acts: Float[Tensor, "examples positions units"]) -> Float[np.ndarray, " units"]:
@@ -23,20 +23,29 @@ def position_share(acts: Float[Tensor, "examples positions units"]) -> Float[np.
 
 def top_examples(acts: Float[Tensor, "examples positions units"], unit: int, k: int = 10) -> list[tuple[int, int, float]]:
     """The k rows where ``unit`` is largest, as (example, position, activation)."""
-    flat = acts[..., unit].reshape(-1)
-    vals, idx = flat.topk(min(k, flat.numel()))
-    K = acts.shape[1]
-    return [(int(i) // K, int(i) % K, float(v)) for v, i in zip(vals, idx)]
+    return top_rows(acts[..., unit].reshape(-1).numpy(), acts.shape[1], k)
+
+
+def top_rows(flat: Float[np.ndarray, " rows"], n_positions: int, k: int = 10) -> list[tuple[int, int, float]]:
+    """`top_examples` for one unit's activations over all rows (row = example * n_positions + position)."""
+    k = min(k, flat.size)
+    idx = np.argpartition(-flat, k - 1)[:k]
+    idx = idx[np.argsort(-flat[idx], kind="stable")]
+    return [(int(i) // n_positions, int(i) % n_positions, float(flat[i])) for i in idx]
 
 
 def quantile_examples(acts: Float[Tensor, "examples positions units"], unit: int, n_bins: int = 5, per_bin: int = 3,
                       seed: int = 0) -> list[tuple[str, list[tuple[int, int, float]]]]:
     """Examples from equal-width bins of (0, max]: ``[(bin label, [(example, position, activation)])]``."""
-    flat = acts[..., unit].reshape(-1).numpy()
+    return quantile_rows(acts[..., unit].reshape(-1).numpy(), acts.shape[1], n_bins, per_bin, seed)
+
+
+def quantile_rows(flat: Float[np.ndarray, " rows"], K: int, n_bins: int = 5, per_bin: int = 3,
+                  seed: int = 0) -> list[tuple[str, list[tuple[int, int, float]]]]:
+    """`quantile_examples` for one unit's activations over all rows."""
     top = float(flat.max()) if flat.size else 0.0
     if top <= 0:
         return []
-    K = acts.shape[1]
     rng = np.random.default_rng(seed)
     edges = np.linspace(0, top, n_bins + 1)
     out = []

@@ -79,7 +79,7 @@ def neuron_units(model: Any, hook: str = "blocks.0.mlp.hook_post") -> UnitSource
     return UnitSource(f"neurons of {hook}", hook, lambda x: x, int(W_out.shape[0]), "neuron", lambda: W_out)
 
 
-def sae_units(model: Any, sae: Any) -> UnitSource:
+def sae_units(model: Any, sae: Any, name: str | None = None) -> UnitSource:
     """The latents of ``sae`` (``sae.encode``), read at ``sae.cfg.hook_name``.
 
     Directions: the decoder rows, mapped through ``W_out`` when the SAE reads an MLP's hidden layer."""
@@ -100,7 +100,7 @@ def sae_units(model: Any, sae: Any) -> UnitSource:
     def encode(x: Tensor) -> Tensor:
         return sae.encode(x)
 
-    name = getattr(sae.cfg, "name", None) or f"SAE on {hook}"
+    name = name or getattr(sae.cfg, "name", None) or f"SAE on {hook}"
     return UnitSource(f"latents of {name}", hook, encode, n, "latent", directions)
 
 
