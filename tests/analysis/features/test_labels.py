@@ -58,3 +58,15 @@ def test_periodic_unit_gets_its_frequency_and_task():
     assert out.periodic[0] and tuple(out.frequency[0]) == (0, 3)
     assert out.task_q[1] == 5 and out.eta2[1] > 0.99  # constant within each residue class of 5
     assert not out.periodic[2]
+
+
+def test_top_and_quantile_rows_match_a_sort():
+    from ktlens.analysis.features.stats import quantile_rows, top_rows
+
+    rng = np.random.default_rng(3)
+    flat = np.maximum(rng.normal(size=60), 0).astype(np.float32)
+    got = top_rows(flat, 3, 5)
+    want = np.argsort(-flat, kind="stable")[:5]
+    assert [i * 3 + k for i, k, _ in got] == list(want)
+    for _, rows in quantile_rows(flat, 3):
+        assert all(a > 0 and flat[i * 3 + k] == a for i, k, a in rows)
