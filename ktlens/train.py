@@ -24,7 +24,13 @@ from ktlens.models.base import HookedModel
 
 
 class TrainData(Protocol):
-    """What the loop needs from a task: training examples, a loss, and an evaluation."""
+    """What the loop needs from a task: training examples, a loss, and an evaluation.
+
+    Optional extras the loop uses when present: `batch_at(step)` (the batch of a step, instead of
+    `batch(idx)`: for data streamed rather than indexed), `before_step(model)` (after backward and
+    clipping, before the optimizer step: e.g. constrain gradients) and `after_step(model, optimizer,
+    steps_done)` (after the step: e.g. renormalise weights, resample dead units).
+    """
 
     n_train: int
 
@@ -180,9 +186,12 @@ def train(
         state, tensors = read_train_state(ckpt)
         if state["train_config"] != _jsonable(cfg):
             raise ValueError(f"{ckpt} was written with a different TrainConfig; use a new run folder")
-        from ktlens.checkpoint import load_checkpoint
+        from ktlens.checkpoint import read_model_state
 
-        model.load_state_dict(load_checkpoint(ckpt).state_dict())
+        try:
+            model.load_state_dict(read_model_state(ckpt))
+        except RuntimeError as err:
+            raise ValueError(f"{ckpt} holds weights of a different model: {str(err).splitlines()[0]}") from None
         _restore_optimizer(opt, grokfast, tensors)
         start, history = state["step"], state["history"]
 
@@ -206,10 +215,13 @@ def train(
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
     step, running = start, float("nan")
     already_stopped = bool(history) and _reached(cfg, history[-1])
+    batch_at = getattr(data, "batch_at", None)
+    before_step = getattr(data, "before_step", None)
+    after_step = getattr(data, "after_step", None)
     try:
         while step < cfg.steps and not already_stopped:
             torch.manual_seed(cfg.seed * 7_919 + step)  # dropout noise is a function of the step
-            batch = data.batch(_batch_indices(cfg, data.n_train, step))
+            batch = batch_at(step) if batch_at is not None else data.batch(_batch_indices(cfg, data.n_train, step))
             loss = data.loss(model, batch)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at step {step}; lower the learning rate")
@@ -221,10 +233,14 @@ def train(
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 if not torch.isfinite(norm):
                     raise TrainingDiverged(f"gradient norm became {norm.item()} at step {step}")
+            if before_step is not None:
+                before_step(model)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step)
             opt.step()
             step += 1
+            if after_step is not None:
+                after_step(model, opt, step)
             running = loss.item() if math.isnan(running) else 0.95 * running + 0.05 * loss.item()
             bar.update(1)
             stop = False

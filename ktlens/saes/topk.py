@@ -1,0 +1,75 @@
+"""TopK sparse autoencoder with the AuxK dead-latent loss (Gao et al. 2024).
+
+f = ReLU(TopK_k(W_enc^T (x - b_dec) + b_enc)), x_hat = f W_dec + b_dec, decoder rows unit norm, tied
+initialisation. AuxK: the `k_aux` largest pre-activations among dead latents (no firing over
+`dead_window_rows` training rows) reconstruct the detached residual e = x - x_hat through W_dec; the
+loss adds aux_coefficient * min(1, n_dead / k_aux) * ||e - e_hat||^2, which gives dead latents gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ktlens.saes.base import SAE, SAEConfig, register_sae
+
+
+@dataclass
+class TopKSAEConfig(SAEConfig):
+    k: int = 32  # latents kept per row
+    k_aux: int = 256  # dead latents used by AuxK (Gao et al.: 256 or d_in / 2)
+    aux_coefficient: float = 1 / 32  # weight of the AuxK loss
+    dead_window_rows: int = 100_000  # dead = not fired on this many consecutive training rows
+
+    architecture = "topk"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.k <= self.d_sae:
+            raise ValueError(f"k must be in 1..d_sae={self.d_sae}, got {self.k}")
+        if self.k_aux < 1:
+            raise ValueError(f"k_aux must be >= 1, got {self.k_aux}")
+        if not self.aux_coefficient >= 0:
+            raise ValueError(f"aux_coefficient must be >= 0, got {self.aux_coefficient}")
+        if self.dead_window_rows < 1:
+            raise ValueError(f"dead_window_rows must be >= 1, got {self.dead_window_rows}")
+
+
+class TopKSAE(SAE):
+    """TopK with AuxK; see the module docstring."""
+
+    cfg: TopKSAEConfig
+
+    def activation(self, pre: Float[Tensor, "*rows d_sae"]) -> Float[Tensor, "*rows d_sae"]:
+        values, idx = pre.topk(self.cfg.k, dim=-1)
+        return torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
+
+    def training_loss(self, x: Float[Tensor, "rows d_in"], step: int) -> dict[str, Tensor]:
+        pre = self.pre_acts(x)
+        acts = self.hook_sae_acts_post(self.activation(pre))
+        recons = self.decode(acts)
+        mse = self.scaled_mse(x, recons)
+        aux = self.auxk_loss(x, recons, pre)
+        self.record_firing(acts)
+        return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux}
+
+    def auxk_loss(
+        self, x: Float[Tensor, "rows d_in"], recons: Float[Tensor, "rows d_in"], pre: Float[Tensor, "rows d_sae"]
+    ) -> Tensor:
+        """AuxK term (before its coefficient); zero when no latent is dead."""
+        dead = self.dead_mask(self.cfg.dead_window_rows)
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return pre.new_zeros(())
+        k_aux = min(self.cfg.k_aux, n_dead)
+        residual = ((x - recons) * self.input_scale).detach()
+        values, idx = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1)
+        aux_acts = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
+        aux_recons = aux_acts @ self.W_dec  # no b_dec: the residual has none
+        return min(1.0, n_dead / k_aux) * (aux_recons - residual).pow(2).sum(-1).mean()
+
+
+register_sae(TopKSAEConfig, TopKSAE)

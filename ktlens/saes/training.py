@@ -1,0 +1,173 @@
+"""SAE training through the one loop of `ktlens.train`: the store feeds batches, the SAE gives the loss.
+
+`SAETrainData` implements `ktlens.train.TrainData` with its streaming extras: `batch_at(step)` (the
+store's batch of that step), `before_step` (remove each decoder row's parallel gradient) and
+`after_step` (renormalise decoder rows; ReLU: resample dead latents on schedule). The firing counters
+live in the SAE's state, so checkpoints resume to exactly the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ktlens.models.base import HookedModel
+from ktlens.saes.activations import ActivationStore, StoreConfig
+from ktlens.saes.base import SAE, SAE_TYPES
+from ktlens.saes.domains import domain_of
+from ktlens.saes.io import save_sae
+from ktlens.saes.metrics import evaluate_sae
+from ktlens.saes.relu import ReLUSAE
+from ktlens.train import TrainConfig, train
+
+
+def default_train_config() -> TrainConfig:
+    """Adam (no weight decay), SAELens' betas, constant lr then a cosine decay over the last 20%."""
+    return TrainConfig(
+        steps=2000, batch_size=4096, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), warmup_steps=50,
+        schedule="cosine", decay_fraction=0.2, min_lr_ratio=0.0, grad_clip=1.0, eval_every=250, checkpoint_every=250,
+    )
+
+
+@dataclass
+class SAETrainConfig:
+    """Everything an SAE run needs besides the parent model and hook."""
+
+    arch: str = "topk"  # "topk" or "relu"
+    sae: dict[str, Any] = field(default_factory=dict)  # architecture config fields: d_sae, k, l1_coefficient, ...
+    store: StoreConfig = field(default_factory=StoreConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+    init_rows: int = 16384  # rows that set the input scale and b_dec
+    eval_rows: int = 8192  # fixed sample of rows for the evaluations during training
+
+    def __post_init__(self) -> None:
+        if self.arch not in SAE_TYPES:
+            raise ValueError(f"arch must be one of {sorted(SAE_TYPES)}, got {self.arch!r}")
+        if isinstance(self.store, dict):
+            self.store = StoreConfig(**self.store)
+        if isinstance(self.train, dict):
+            self.train = TrainConfig(**{**dataclasses.asdict(default_train_config()), **self.train})
+        if self.train.batch_size != self.store.batch_rows:
+            self.train = dataclasses.replace(self.train, batch_size=self.store.batch_rows)
+        if "d_sae" in self.sae and not isinstance(self.sae["d_sae"], int):
+            raise ValueError(f"sae.d_sae must be an integer, got {self.sae['d_sae']!r}")
+        for name in ("init_rows", "eval_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["train"]["betas"] = list(d["train"]["betas"])
+        return d
+
+
+def with_overrides(cfg: SAETrainConfig, items: list[str]) -> SAETrainConfig:
+    """A new config with `section.key=value` overrides (sections: sae, store, train; or a top-level key).
+
+    Values are parsed as JSON where they can be (`train.lr=3e-4`, `sae.k=16`), else kept as text.
+    """
+    d = cfg.to_dict()
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        section, _, sub = key.partition(".")
+        if sub:
+            if section not in ("sae", "store", "train"):
+                raise ValueError(f"override {item!r}: unknown section {section!r} (sae, store, train)")
+            if section != "sae" and sub not in d[section]:
+                raise ValueError(f"override {item!r}: {section} has no field {sub!r}; fields: {sorted(d[section])}")
+            d[section][sub] = value
+        elif section in d and section not in ("sae", "store", "train"):
+            d[section] = value
+        else:
+            raise ValueError(f"override {item!r}: unknown key {section!r}")
+    return SAETrainConfig(**d)
+
+
+class SAETrainData:
+    """`ktlens.train.TrainData` for an SAE fed by an `ActivationStore`."""
+
+    def __init__(self, sae: SAE, store: ActivationStore, eval_rows: int = 8192, seed: int = 0):
+        self.store = store
+        self.seed = seed
+        self.n_train = store.n_rows
+        self.eval_x: Float[Tensor, "rows d_in"] = store.sample(eval_rows, seed=1).acts
+        self.n_resampled = 0
+        self.window = sae.cfg.resample_window_rows if isinstance(sae, ReLUSAE) else sae.cfg.dead_window_rows
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, ...]:
+        raise NotImplementedError("activation rows are streamed: the loop calls batch_at(step)")
+
+    def batch_at(self, step: int) -> tuple[Tensor, Tensor]:
+        return self.store.batch_at(step).acts, torch.tensor(step)
+
+    def loss(self, model: SAE, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, step = batch
+        return model.training_loss(x.to(model.W_dec.device), int(step))["loss"]
+
+    def before_step(self, model: SAE) -> None:
+        model.remove_parallel_grad()
+
+    def after_step(self, model: SAE, optimizer: torch.optim.Optimizer, steps_done: int) -> None:
+        model.normalize_decoder()
+        if isinstance(model, ReLUSAE) and model.resample_due(steps_done):
+            x = self.store.sample(model.cfg.resample_rows, seed=10_000 + steps_done).acts
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + steps_done)
+            with torch.no_grad():
+                self.n_resampled += model.resample(model.dead_mask(self.window), x, optimizer, gen)
+
+    @torch.no_grad()
+    def evaluate(self, model: SAE) -> dict[str, float]:
+        """Figures on a fixed sample of the domain's rows (the full metrics come at the end)."""
+        x = self.eval_x
+        f = model.encode(x)
+        err = (x - model.decode(f)).pow(2).sum(-1)
+        var = (x - x.mean(0)).pow(2).sum(-1)
+        return {
+            "eval_mse": err.mean().item(),
+            "eval_explained_variance": 1.0 - err.sum().item() / max(var.sum().item(), 1e-30),
+            "eval_l0": (f > 0).float().sum(-1).mean().item(),
+            "dead_fraction": model.dead_mask(self.window).float().mean().item(),
+        }
+
+
+def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrainConfig) -> tuple[SAE, ActivationStore, SAETrainData]:
+    """The store over the model's domain, a freshly initialised SAE of the right width, and its train data."""
+    store = ActivationStore(model, hook_name, domain_of(model), cfg.store)
+    config_cls, sae_cls = SAE_TYPES[cfg.arch]
+    fields = dict(cfg.sae)
+    fields.setdefault("d_sae", max(1, min(4 * store.d_in, store.n_rows // 4)))
+    fields.setdefault("seed", cfg.train.seed)
+    try:
+        sae_cfg = config_cls(d_in=store.d_in, model_name=model_name, hook_name=hook_name, **fields)
+    except TypeError as err:
+        raise ValueError(f"sae settings {cfg.sae} do not fit the {cfg.arch!r} architecture: {err}") from None
+    sae = sae_cls(sae_cfg)
+    sae.initialize_from_sample(store.sample(cfg.init_rows, seed=0).acts)
+    return sae, store, SAETrainData(sae, store, cfg.eval_rows, cfg.train.seed)
+
+
+def train_sae(
+    model: HookedModel, model_name: str, hook_name: str, cfg: SAETrainConfig, out: str | Path, progress: bool = True
+) -> tuple[SAE, dict[str, Any]]:
+    """Train, evaluate over the whole domain and save an SAE to `out` (resumes from `out/run`)."""
+    out = Path(out)
+    sae, store, data = build_run(model, model_name, hook_name, cfg)
+    result = train(sae, data, cfg.train, run_dir=out / "run", progress=progress)
+    sae.fold_input_scale()
+    metrics = evaluate_sae(sae, model, store, progress=progress)
+    metrics["training"] = {"config": cfg.to_dict(), "steps": result.step, "seconds": result.seconds, "history": result.history}
+    save_sae(sae, out, metrics)
+    return sae, metrics
