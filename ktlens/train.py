@@ -13,7 +13,8 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -23,6 +24,11 @@ from ktlens.checkpoint import read_train_state, save_checkpoint
 from ktlens.models.base import HookedModel
 
 
+#: One evaluation: "step" (an int) and the metrics (floats) at that step.
+EvalRecord = dict[str, float | int]
+
+
+@runtime_checkable
 class TrainData(Protocol):
     """What the loop needs from a task: training examples, a loss, and an evaluation.
 
@@ -101,12 +107,12 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainResult:
     model: HookedModel
-    history: list[dict[str, float]] = field(default_factory=list)  # one record per evaluation
+    history: list[EvalRecord] = field(default_factory=list)  # one record per evaluation
     step: int = 0  # steps done
     seconds: float = 0.0  # wall time of this call (not of earlier interrupted calls)
 
     @property
-    def final(self) -> dict[str, float]:
+    def final(self) -> EvalRecord:
         return self.history[-1] if self.history else {}
 
 
@@ -169,7 +175,7 @@ def train(
     cfg: TrainConfig,
     run_dir: str | Path | None = None,
     progress: bool = True,
-    on_eval: Callable[[dict[str, float]], None] | None = None,
+    on_eval: Callable[[EvalRecord], None] | None = None,
 ) -> TrainResult:
     """Train `model` on `data`; with `run_dir`, checkpoint there and resume from what is there.
 
@@ -179,7 +185,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     grokfast = GrokfastEMA(params, cfg.grokfast_alpha, cfg.grokfast_lambda) if cfg.grokfast_lambda else None
-    history: list[dict[str, float]] = []
+    history: list[EvalRecord] = []
     start = 0
     ckpt = Path(run_dir) / "checkpoint" if run_dir is not None else None
     if ckpt is not None and (ckpt / "train_state.json").is_file():
@@ -200,7 +206,7 @@ def train(
             train_state = {"step": step, "train_config": _jsonable(cfg), "history": history}
             save_checkpoint(ckpt, model, train_state, _optimizer_tensors(opt, grokfast))
 
-    def evaluate(step: int, train_loss: float) -> dict[str, float]:
+    def evaluate(step: int, train_loss: float) -> EvalRecord:
         model.eval()
         with torch.no_grad():
             record = {"step": step, "train_loss": train_loss, "lr": cfg.lr_at(max(step - 1, 0)), **data.evaluate(model)}
@@ -261,7 +267,7 @@ def train(
     return TrainResult(model=model, history=history, step=step, seconds=time.perf_counter() - t0)
 
 
-def _reached(cfg: TrainConfig, record: dict[str, float]) -> bool:
+def _reached(cfg: TrainConfig, record: EvalRecord) -> bool:
     """Whether an evaluation record meets the early-stopping target."""
     return cfg.stop_metric is not None and record.get(cfg.stop_metric, -math.inf) >= cfg.stop_value
 

@@ -18,7 +18,8 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -215,3 +216,35 @@ class ActivationStore:
         del out
         meta_file.write_text(json.dumps(meta) + "\n")
         return np.memmap(data_file, dtype=np.float32, mode="r", shape=shape)
+
+
+class TensorRows:
+    """Rows already in memory, served like an `ActivationStore` (a seeded shuffle per epoch).
+
+    For synthetic data and for benchmarks that feed two trainers the same activations.
+    """
+
+    def __init__(self, acts: Float[Tensor, "rows d_in"], batch_rows: int, seed: int = 0):
+        if acts.ndim != 2 or len(acts) < batch_rows:
+            raise ValueError(f"acts must be [rows, d_in] with at least batch_rows={batch_rows} rows, got {tuple(acts.shape)}")
+        self.acts, self.seed = acts, seed
+        self.cfg = StoreConfig(batch_rows=batch_rows, seed=seed)
+        self.n_rows, self.d_in, self.positions = len(acts), acts.shape[1], 1
+        self.n_examples = self.n_rows
+        self.batches_per_epoch = self.n_rows // batch_rows
+        self._perm_epoch, self._perm = -1, torch.arange(0)
+
+    def _rows(self, idx: Tensor) -> ActivationRows:
+        return ActivationRows(self.acts[idx], idx, torch.zeros_like(idx))
+
+    def batch_at(self, step: int) -> ActivationRows:
+        epoch, j = divmod(step, self.batches_per_epoch)
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n_rows, generator=gen), epoch
+        bs = self.cfg.batch_rows
+        return self._rows(self._perm[j * bs : (j + 1) * bs])
+
+    def sample(self, n_rows: int, seed: int) -> ActivationRows:
+        gen = torch.Generator().manual_seed(self.seed * 7_919 + seed)
+        return self._rows(torch.randperm(self.n_rows, generator=gen)[: min(n_rows, self.n_rows)])

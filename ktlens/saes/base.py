@@ -83,7 +83,9 @@ class SAE(HookedModel):
     model_type = ""  # not a parent model: never built by ktlens.models.build_model
 
     def __init__(self, cfg: SAEConfig):
-        super().__init__(cfg, {"model_name": cfg.model_name, "hook_name": cfg.hook_name})
+        super(HookedModel, self).__init__()  # HookedRootModule's init: the config is an SAEConfig
+        self.cfg = cfg
+        self.task_spec = {"model_name": cfg.model_name, "hook_name": cfg.hook_name}
         gen = torch.Generator().manual_seed(cfg.seed)
         w_dec = torch.randn(cfg.d_sae, cfg.d_in, generator=gen)
         w_dec /= w_dec.norm(dim=1, keepdim=True)

@@ -7,7 +7,8 @@ tokens are computed on demand, so a domain of any size costs no memory.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from ktlens.models.base import HookedModel
 Hooks = list[tuple[str, Callable[..., Any]]]
 
 
+@runtime_checkable
 class Domain(Protocol):
     """Examples 0..n_examples-1 of a model's input domain."""
 

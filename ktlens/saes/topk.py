@@ -1,7 +1,7 @@
 """TopK sparse autoencoder with the AuxK dead-latent loss (Gao et al. 2024).
 
 f = ReLU(TopK_k(W_enc^T (x - b_dec) + b_enc)), x_hat = f W_dec + b_dec, decoder rows unit norm, tied
-initialisation. AuxK: the `k_aux` largest pre-activations among dead latents (no firing over
+initialisation. AuxK: the `k_aux` largest pre-activations (without ReLU) among dead latents (no firing over
 `dead_window_rows` training rows) reconstruct the detached residual e = x - x_hat through W_dec; the
 loss adds aux_coefficient * min(1, n_dead / k_aux) * ||e - e_hat||^2, which gives dead latents gradient.
 """
@@ -67,7 +67,7 @@ class TopKSAE(SAE):
         k_aux = min(self.cfg.k_aux, n_dead)
         residual = ((x - recons) * self.input_scale).detach()
         values, idx = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1)
-        aux_acts = torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
+        aux_acts = torch.zeros_like(pre).scatter(-1, idx, values)  # no ReLU (as SAELens): dead pre-activations are negative
         aux_recons = aux_acts @ self.W_dec  # no b_dec: the residual has none
         return min(1.0, n_dead / k_aux) * (aux_recons - residual).pow(2).sum(-1).mean()
 

@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ktlens.models.base import HookedModel
-from ktlens.saes.activations import ActivationStore, StoreConfig
+from ktlens.saes.activations import ActivationStore, StoreConfig, TensorRows
 from ktlens.saes.base import SAE, SAE_TYPES
 from ktlens.saes.domains import domain_of
 from ktlens.saes.io import save_sae
@@ -99,7 +99,7 @@ def with_overrides(cfg: SAETrainConfig, items: list[str]) -> SAETrainConfig:
 class SAETrainData:
     """`ktlens.train.TrainData` for an SAE fed by an `ActivationStore`."""
 
-    def __init__(self, sae: SAE, store: ActivationStore, eval_rows: int = 8192, seed: int = 0):
+    def __init__(self, sae: SAE, store: ActivationStore | TensorRows, eval_rows: int = 8192, seed: int = 0):
         self.store = store
         self.seed = seed
         self.n_train = store.n_rows
