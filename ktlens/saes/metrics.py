@@ -52,6 +52,11 @@ def zero_hook(act: Tensor, hook: Any = None) -> Tensor:
     return torch.zeros_like(act)
 
 
+def pass_through_hook(act: Tensor, hook: Any = None) -> Tensor:
+    """Returns the activation: "clean" runs with a hook attached take the same numeric path as spliced ones."""
+    return act
+
+
 @torch.no_grad()
 def reconstruction_metrics(sae: SAE, store: ActivationStore, chunk_examples: int = 1024, progress: bool = False) -> dict[str, Any]:
     """Reconstruction and sparsity figures over every row of the store's domain."""
@@ -116,7 +121,7 @@ def spliced_metrics(
     model.eval()
     sae.eval()
     out: dict[str, Any] = {}
-    variants = {"clean": [], "sae": [(hook_name, splice_hook(sae, hook_name))], "zero_ablation": [(hook_name, zero_hook)]}
+    variants = {"clean": [(hook_name, pass_through_hook)], "sae": [(hook_name, splice_hook(sae, hook_name))], "zero_ablation": [(hook_name, zero_hook)]}
     for name, hooks in tqdm(variants.items(), desc="spliced eval", leave=False, disable=not progress):
         sums: dict[str, float] = {}
         for start in range(0, domain.n_examples, chunk_examples):
