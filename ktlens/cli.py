@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ktlens.commands import demo, kgroup, miiii_figures, predict, probe, train
+from ktlens.commands import demo, kgroup, miiii_figures, predict, probe, sae, train
 
-COMMANDS = [demo, kgroup, train, predict, miiii_figures, probe]
+COMMANDS = [demo, kgroup, train, predict, miiii_figures, probe, sae]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,8 +54,10 @@ class StoreConfig:
 def check_hook(model: HookedModel, hook_name: str) -> None:
     """ValueError naming the hook when the model has no hook of that name."""
     if hook_name not in model.hook_dict:
-        near = [n for n in model.hook_dict if n.endswith(hook_name.split(".")[-1])][:8]
-        raise ValueError(f"hook {hook_name!r} does not exist in this {model.model_type} model; e.g. {near or list(model.hook_dict)[:8]}")
+        import difflib
+
+        near = difflib.get_close_matches(hook_name, list(model.hook_dict), n=5) or list(model.hook_dict)[:8]
+        raise ValueError(f"hook {hook_name!r} does not exist in this {model.model_type} model; close: {near}")
 
 
 def hook_rows(acts: Tensor, hook_name: str) -> Float[Tensor, "batch pos d_in"]:

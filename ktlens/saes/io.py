@@ -17,14 +17,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import ktlens.saes.relu  # noqa: F401  (registers the architecture)
+import ktlens.saes.batchtopk  # noqa: F401  (registers the architecture)
+import ktlens.saes.relu  # noqa: F401
 import ktlens.saes.topk  # noqa: F401
 from ktlens.saes.base import SAE, build_sae, config_from_dict
 
 FORMAT = "ktlens-sae"
 VERSION = 1
 PRETRAINED_SAES_DIR = Path(__file__).resolve().parent.parent / "pretrained_saes"
-WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec", "input_scale")  # what a saved SAE holds
+WEIGHT_NAMES = ("W_enc", "b_enc", "W_dec", "b_dec", "input_scale")  # what a saved SAE holds (and "threshold": batchtopk)
 
 
 def save_sae(sae: SAE, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
@@ -37,7 +38,7 @@ def save_sae(sae: SAE, path: str | Path, metrics: dict[str, Any] | None = None) 
     meta = {"format": FORMAT, "version": VERSION, "config": sae.cfg.to_dict()}
     (tmp / "cfg.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     state = sae.state_dict()
-    save_file({k: state[k].detach().contiguous().cpu() for k in WEIGHT_NAMES}, str(tmp / "sae.safetensors"))
+    save_file({k: state[k].detach().contiguous().cpu() for k in _weight_names(sae)}, str(tmp / "sae.safetensors"))
     if metrics is not None:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
     path.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,10 @@ def save_sae(sae: SAE, path: str | Path, metrics: dict[str, Any] | None = None) 
         os.replace(item, path / item.name)
     tmp.rmdir()
     return path
+
+
+def _weight_names(sae: SAE) -> tuple[str, ...]:
+    return WEIGHT_NAMES + (("threshold",) if "threshold" in sae.state_dict() else ())
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -77,8 +82,8 @@ def load_sae_folder(path: str | Path, device: str = "cpu") -> SAE:
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"SAE file {file} is corrupt or truncated: {err}") from None
     expected = sae.state_dict()
-    if set(state) != set(WEIGHT_NAMES):
-        raise ValueError(f"SAE file {file} holds {sorted(state)}, expected {sorted(WEIGHT_NAMES)}")
+    if set(state) != set(_weight_names(sae)):
+        raise ValueError(f"SAE file {file} holds {sorted(state)}, expected {sorted(_weight_names(sae))}")
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
             raise ValueError(f"SAE {path}: {name} has shape {tuple(tensor.shape)}, its config expects {tuple(expected[name].shape)}")

@@ -40,7 +40,7 @@ def default_train_config() -> TrainConfig:
 class SAETrainConfig:
     """Everything an SAE run needs besides the parent model and hook."""
 
-    arch: str = "topk"  # "topk" or "relu"
+    arch: str = "topk"  # "topk", "batchtopk" or "relu"
     sae: dict[str, Any] = field(default_factory=dict)  # architecture config fields: d_sae, k, l1_coefficient, ...
     store: StoreConfig = field(default_factory=StoreConfig)
     train: TrainConfig = field(default_factory=default_train_config)

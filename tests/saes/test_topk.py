@@ -42,3 +42,23 @@ def test_auxk_gives_dead_latents_gradient():
 def test_auxk_is_zero_without_dead_latents():
     sae = TopKSAE(TopKSAEConfig(d_in=8, d_sae=32, k=2, dead_window_rows=100))
     assert sae.training_loss(torch.randn(16, 8), step=0)["auxk_loss"] == 0
+
+
+def test_batchtopk_keeps_k_per_row_on_average_and_infers_with_its_threshold(tmp_path):
+    from ktlens.saes import BatchTopKSAE, BatchTopKSAEConfig, load_sae, save_sae
+
+    torch.manual_seed(0)
+    sae = BatchTopKSAE(BatchTopKSAEConfig(d_in=8, d_sae=32, k=3, threshold_decay=0.0))
+    x = torch.randn(50, 8)
+    with torch.no_grad():
+        pre = sae.pre_acts(x)
+        acts = sae.batch_activation(pre)
+    assert (acts > 0).sum() == 150  # k * rows over the batch...
+    assert (acts > 0).sum(1).max() > 3  # ...unevenly over rows
+    kept = torch.relu(pre).flatten().sort(descending=True).values[:150]
+    assert sae.threshold.item() == kept.min().item()
+    with torch.no_grad():
+        inference = sae.encode(x)
+    assert torch.equal(inference > 0, pre > kept.min())  # at inference: above the threshold
+    save_sae(sae, tmp_path / "b")
+    torch.testing.assert_close(load_sae(tmp_path / "b")(x), sae(x))
