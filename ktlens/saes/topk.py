@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
+import torch.nn.functional as F
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from ktlens.saes.base import SAE, SAEConfig, register_sae
@@ -47,29 +48,42 @@ class TopKSAE(SAE):
         values, idx = pre.topk(self.cfg.k, dim=-1)
         return torch.zeros_like(pre).scatter(-1, idx, torch.relu(values))
 
+    def sparse_decode(self, values: Float[Tensor, "rows k"], idx: Int[Tensor, "rows k"]) -> Float[Tensor, "rows d_in"]:
+        """f W_dec + b_dec from the k active latents of each row (in the input's units), without the
+        dense [rows, d_sae] product: an embedding bag over the decoder rows, in forward and backward."""
+        return (F.embedding_bag(idx, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec) / self.input_scale
+
     def training_loss(self, x: Float[Tensor, "rows d_in"], step: int) -> dict[str, Tensor]:
         pre = self.pre_acts(x)
-        acts = self.hook_sae_acts_post(self.activation(pre))
-        recons = self.decode(acts)
+        values, idx = pre.topk(self.cfg.k, dim=-1)
+        values = torch.relu(values)
+        recons = self.sparse_decode(values, idx)
         mse = self.scaled_mse(x, recons)
         aux = self.auxk_loss(x, recons, pre)
-        self.record_firing(acts)
+        with torch.no_grad():
+            self.rows_since_fired += x.shape[0]
+            fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
+            fired[idx[values > 0]] = True
+            self.rows_since_fired[fired] = 0
         return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux}
 
     def auxk_loss(
-        self, x: Float[Tensor, "rows d_in"], recons: Float[Tensor, "rows d_in"], pre: Float[Tensor, "rows d_sae"]
+        self, x: Float[Tensor, "rows d_in"], recons: Float[Tensor, "rows d_in"], pre: Float[Tensor, "rows d_sae"] | None
     ) -> Tensor:
-        """AuxK term (before its coefficient); zero when no latent is dead."""
+        """AuxK term (before its coefficient); zero when no latent is dead. Computed on the dead latents
+        only (their pre-activations, from `pre` when given, else recomputed)."""
         dead = self.dead_mask(self.cfg.dead_window_rows)
         n_dead = int(dead.sum())
         if n_dead == 0:
-            return pre.new_zeros(())
+            return x.new_zeros(())
         k_aux = min(self.cfg.k_aux, n_dead)
         residual = ((x - recons) * self.input_scale).detach()
-        values, idx = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1)
-        aux_acts = torch.zeros_like(pre).scatter(-1, idx, values)  # no ReLU (as SAELens): dead pre-activations are negative
-        aux_recons = aux_acts @ self.W_dec  # no b_dec: the residual has none
+        if pre is None:
+            pre_dead = (x * self.input_scale - self.b_dec) @ self.W_enc[:, dead] + self.b_enc[dead]
+        else:
+            pre_dead = pre[:, dead]
+        values, idx = pre_dead.topk(k_aux, dim=-1)  # no ReLU (as SAELens): dead pre-activations are negative
+        aux_recons = F.embedding_bag(idx, self.W_dec[dead], per_sample_weights=values, mode="sum")  # no b_dec
         return min(1.0, n_dead / k_aux) * (aux_recons - residual).pow(2).sum(-1).mean()
-
 
 register_sae(TopKSAEConfig, TopKSAE)

@@ -62,3 +62,21 @@ def test_batchtopk_keeps_k_per_row_on_average_and_infers_with_its_threshold(tmp_
     assert torch.equal(inference > 0, pre > kept.min())  # at inference: above the threshold
     save_sae(sae, tmp_path / "b")
     torch.testing.assert_close(load_sae(tmp_path / "b")(x), sae(x))
+
+
+def test_sparse_training_path_equals_the_dense_definition():
+    torch.manual_seed(1)
+    sae = TopKSAE(TopKSAEConfig(d_in=8, d_sae=32, k=3))
+    x = torch.randn(20, 8)
+    sae.initialize_from_sample(x)
+    loss = sae.training_loss(x, step=0)["loss"]
+    loss.backward()
+    sparse_grads = [p.grad.clone() for p in (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec)]
+    sae.zero_grad()
+    dense = ((x - sae.decode(sae.encode(x))) * sae.input_scale).pow(2).sum(-1).mean()
+    dense.backward()
+    torch.testing.assert_close(loss, dense)
+    for a, p in zip(sparse_grads, (sae.W_enc, sae.W_dec, sae.b_enc, sae.b_dec)):
+        torch.testing.assert_close(a, p.grad)
+    fired = (sae.encode(x) > 0).any(0)
+    assert torch.equal(sae.rows_since_fired == 0, fired)
