@@ -31,6 +31,10 @@ from ktlens.models.base import HookedModel
 from ktlens.saes.domains import Domain
 
 
+class _ReachedHook(Exception):
+    """Raised inside the forward pass once the hooked activation is captured."""
+
+
 class ActivationRows(NamedTuple):
     acts: Float[Tensor, "rows d_in"]  # the hook's activations
     example: Int[Tensor, " rows"]  # index of the example in the domain
@@ -103,13 +107,26 @@ class ActivationStore:
     # ----- running the model -------------------------------------------------------------------------
     @torch.no_grad()
     def _run(self, idx: np.ndarray) -> Float[Tensor, "batch pos d_in"]:
+        """The hook's activation on examples `idx`; the forward pass stops at the hook (nothing after it runs)."""
+        captured: list[Tensor] = []
+
+        def save_and_stop(module: torch.nn.Module, inputs: object, output: Tensor) -> None:
+            captured.append(output.detach())
+            raise _ReachedHook
+
         was_training = self.model.training
         self.model.eval()
+        handle = self.model.hook_dict[self.hook_name].register_forward_hook(save_and_stop)
         try:
-            _, cache = self.model.run_with_cache(self.domain.tokens(idx), names_filter=self.hook_name)
+            self.model(self.domain.tokens(idx))
+        except _ReachedHook:
+            pass
         finally:
+            handle.remove()
             self.model.train(was_training)
-        return hook_rows(cache[self.hook_name], self.hook_name).float().cpu()
+        if not captured:
+            raise ValueError(f"hook {self.hook_name!r} was not reached in a forward pass")
+        return hook_rows(captured[0], self.hook_name).float().cpu()
 
     def rows_of(self, idx: np.ndarray) -> ActivationRows:
         """All rows of the examples `idx` (example-major), from the cache or by running the model."""
