@@ -131,7 +131,7 @@ class SAE(HookedModel):
 
     # ----- training ----------------------------------------------------------------------------------
     def training_loss(self, x: Float[Tensor, "rows d_in"], step: int) -> dict[str, Tensor]:
-        """{"loss": scalar to minimise, ...named parts}; updates the firing counters."""
+        """{"loss": scalar to minimise, "recons": the reconstruction, ...named parts}; updates the firing counters."""
         raise NotImplementedError
 
     def scaled_mse(self, x: Float[Tensor, "rows d_in"], recons: Float[Tensor, "rows d_in"]) -> Tensor:

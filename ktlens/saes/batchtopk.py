@@ -67,7 +67,7 @@ class BatchTopKSAE(TopKSAE):
         mse = self.scaled_mse(x, recons)
         aux = self.auxk_loss(x, recons, pre)
         self.record_firing(acts)
-        return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux}
+        return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux, "recons": recons}
 
     @torch.no_grad()
     def fold_input_scale(self) -> None:

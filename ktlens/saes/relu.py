@@ -58,7 +58,7 @@ class ReLUSAE(SAE):
         mse = self.scaled_mse(x, recons)
         l1 = acts.sum(-1).mean()  # decoder rows are unit norm, so no norm weighting is needed
         self.record_firing(acts)
-        return {"loss": mse + self.l1_coefficient_at(step) * l1, "mse_loss": mse, "l1_loss": l1}
+        return {"loss": mse + self.l1_coefficient_at(step) * l1, "mse_loss": mse, "l1_loss": l1, "recons": recons}
 
     def resample_due(self, step: int) -> bool:
         """Whether resampling runs after optimizer step number `step` (1-based count of steps done)."""

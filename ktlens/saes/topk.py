@@ -65,7 +65,7 @@ class TopKSAE(SAE):
             fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
             fired[idx[values > 0]] = True
             self.rows_since_fired[fired] = 0
-        return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux}
+        return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux, "recons": recons}
 
     def auxk_loss(
         self, x: Float[Tensor, "rows d_in"], recons: Float[Tensor, "rows d_in"], pre: Float[Tensor, "rows d_sae"] | None

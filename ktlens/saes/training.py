@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ class SAETrainConfig:
     sae: dict[str, Any] = field(default_factory=dict)  # architecture config fields: d_sae, k, l1_coefficient, ...
     store: StoreConfig = field(default_factory=StoreConfig)
     train: TrainConfig = field(default_factory=default_train_config)
+    downstream_weight: float = 0.0  # > 0: add w * ||(x - x_hat) W_out||^2 (mlp.hook_post only; see downstream_matrix)
     init_rows: int = 16384  # rows that set the input scale and b_dec
     eval_rows: int = 8192  # fixed sample of rows for the evaluations during training
 
@@ -58,6 +60,8 @@ class SAETrainConfig:
             self.train = dataclasses.replace(self.train, batch_size=self.store.batch_rows)
         if "d_sae" in self.sae and not isinstance(self.sae["d_sae"], int):
             raise ValueError(f"sae.d_sae must be an integer, got {self.sae['d_sae']!r}")
+        if not self.downstream_weight >= 0:
+            raise ValueError(f"downstream_weight must be >= 0, got {self.downstream_weight}")
         for name in ("init_rows", "eval_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -96,11 +100,35 @@ def with_overrides(cfg: SAETrainConfig, items: list[str]) -> SAETrainConfig:
     return SAETrainConfig(**d)
 
 
+def downstream_matrix(model: HookedModel, hook_name: str) -> Float[Tensor, "d_in d_out"]:
+    """The linear map that reads the hook: W_out of the MLP whose hidden layer `hook_name` is, scaled so
+    that an isotropic error keeps its squared norm (W_out * sqrt(d_mlp) / ||W_out||_F).
+
+    Training with `downstream_weight` > 0 adds the reconstruction error as the next layer sees it (the
+    downstream term of Braun et al. 2024's e2e+ds SAEs, here for the one linear map after the hook):
+    errors W_out cannot see cost nothing there, errors it amplifies cost more.
+    """
+    match = re.fullmatch(r"blocks\.(\d+)\.mlp\.hook_post", hook_name)
+    if match is None:
+        raise ValueError(f"downstream_weight needs an MLP hidden-layer hook (blocks.L.mlp.hook_post), got {hook_name!r}")
+    w_out = model.blocks[int(match.group(1))].mlp.W_out.detach().float().cpu()
+    return w_out * (w_out.shape[0] ** 0.5 / w_out.norm())
+
+
 class SAETrainData:
     """`ktlens.train.TrainData` for an SAE fed by an `ActivationStore`."""
 
-    def __init__(self, sae: SAE, store: ActivationStore | TensorRows, eval_rows: int = 8192, seed: int = 0):
+    def __init__(
+        self,
+        sae: SAE,
+        store: ActivationStore | TensorRows,
+        eval_rows: int = 8192,
+        seed: int = 0,
+        downstream: Float[Tensor, "d_in d_out"] | None = None,
+        downstream_weight: float = 0.0,
+    ):
         self.store = store
+        self.downstream, self.downstream_weight = downstream, downstream_weight
         self.seed = seed
         self.n_train = store.n_rows
         self.eval_x: Float[Tensor, "rows d_in"] = store.sample(eval_rows, seed=1).acts
@@ -115,7 +143,12 @@ class SAETrainData:
 
     def loss(self, model: SAE, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, step = batch
-        return model.training_loss(x.to(model.W_dec.device), int(step))["loss"]
+        x = x.to(model.W_dec.device)
+        out = model.training_loss(x, int(step))
+        if self.downstream is None or self.downstream_weight == 0:
+            return out["loss"]
+        seen = ((x - out["recons"]) * model.input_scale) @ self.downstream.to(x.device)
+        return out["loss"] + self.downstream_weight * seen.pow(2).sum(-1).mean()
 
     def before_step(self, model: SAE) -> None:
         model.remove_parallel_grad()
@@ -156,7 +189,8 @@ def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrain
         raise ValueError(f"sae settings {cfg.sae} do not fit the {cfg.arch!r} architecture: {err}") from None
     sae = sae_cls(sae_cfg)
     sae.initialize_from_sample(store.sample(cfg.init_rows, seed=0).acts)
-    return sae, store, SAETrainData(sae, store, cfg.eval_rows, cfg.train.seed)
+    downstream = downstream_matrix(model, hook_name) if cfg.downstream_weight > 0 else None
+    return sae, store, SAETrainData(sae, store, cfg.eval_rows, cfg.train.seed, downstream, cfg.downstream_weight)
 
 
 def train_sae(

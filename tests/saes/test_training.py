@@ -79,3 +79,20 @@ def test_overrides_reach_the_sections_and_bad_keys_are_named():
         with_overrides(SAETrainConfig(), ["arch=gated"])
     with pytest.raises(ValueError, match="batch_rows must be >= 1, got 0"):
         with_overrides(SAETrainConfig(), ["store.batch_rows=0"])
+
+
+def test_downstream_term_is_the_error_seen_through_w_out(tiny_ktheory):
+    from ktlens.saes.training import downstream_matrix
+
+    cfg = with_overrides(config("topk"), ["downstream_weight=2.0"])
+    sae, _, data = build_run(tiny_ktheory, "tiny", HOOK, cfg)
+    x, step = data.batch_at(0)
+    w = tiny_ktheory.blocks[0].mlp.W_out.detach()
+    p = w * (w.shape[0] ** 0.5 / w.norm())
+    torch.testing.assert_close(downstream_matrix(tiny_ktheory, HOOK), p)
+    out = sae.training_loss(x, 0)
+    expected = out["loss"] + 2.0 * (((x - out["recons"]) * sae.input_scale) @ p).pow(2).sum(-1).mean()
+    sae.rows_since_fired.zero_()
+    torch.testing.assert_close(data.loss(sae, (x, step)), expected)
+    with pytest.raises(ValueError, match="needs an MLP hidden-layer hook"):
+        build_run(tiny_ktheory, "tiny", "blocks.0.hook_resid_post", cfg)
