@@ -54,6 +54,7 @@ SAELENS_SIDE = textwrap.dedent(
         if "coefficients" in step_fields: inputs["coefficients"] = {}
         if "n_training_steps" in step_fields: inputs["n_training_steps"] = step
         if "current_l1_coefficient" in step_fields: inputs["current_l1_coefficient"] = 0.0
+        if "is_logging_step" in step_fields: inputs["is_logging_step"] = False
         out = sae.training_forward_pass(step_input=sae_mod.TrainStepInput(**inputs))
         opt.zero_grad()
         out.loss.backward()

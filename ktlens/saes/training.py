@@ -37,14 +37,27 @@ def default_train_config() -> TrainConfig:
     )
 
 
+def coerce_fields(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Values parsed from JSON made the types a dataclass declares: ints where floats go, lists where tuples go."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    out = dict(values)
+    for name, value in values.items():
+        hint = types.get(name, "")
+        if "float" in hint and isinstance(value, int) and not isinstance(value, bool):
+            out[name] = float(value)
+        elif hint.startswith("tuple") and isinstance(value, list):
+            out[name] = tuple(float(v) if "float" in hint and isinstance(v, int) else v for v in value)
+    return out
+
+
 @dataclass
 class SAETrainConfig:
     """Everything an SAE run needs besides the parent model and hook."""
 
     arch: str = "topk"  # "topk", "batchtopk" or "relu"
     sae: dict[str, Any] = field(default_factory=dict)  # architecture config fields: d_sae, k, l1_coefficient, ...
-    store: StoreConfig = field(default_factory=StoreConfig)
-    train: TrainConfig = field(default_factory=default_train_config)
+    store: StoreConfig | dict[str, Any] = field(default_factory=StoreConfig)  # a dict is made a StoreConfig
+    train: TrainConfig | dict[str, Any] = field(default_factory=default_train_config)  # a dict updates the defaults
     downstream_weight: float = 0.0  # > 0: add w * ||(x - x_hat) W_out||^2 (mlp.hook_post only; see downstream_matrix)
     init_rows: int = 16384  # rows that set the input scale and b_dec
     eval_rows: int = 8192  # fixed sample of rows for the evaluations during training
@@ -53,9 +66,9 @@ class SAETrainConfig:
         if self.arch not in SAE_TYPES:
             raise ValueError(f"arch must be one of {sorted(SAE_TYPES)}, got {self.arch!r}")
         if isinstance(self.store, dict):
-            self.store = StoreConfig(**self.store)
+            self.store = StoreConfig(**coerce_fields(StoreConfig, self.store))
         if isinstance(self.train, dict):
-            self.train = TrainConfig(**{**dataclasses.asdict(default_train_config()), **self.train})
+            self.train = TrainConfig(**coerce_fields(TrainConfig, {**dataclasses.asdict(default_train_config()), **self.train}))
         if self.train.batch_size != self.store.batch_rows:
             self.train = dataclasses.replace(self.train, batch_size=self.store.batch_rows)
         if "d_sae" in self.sae and not isinstance(self.sae["d_sae"], int):
@@ -97,7 +110,7 @@ def with_overrides(cfg: SAETrainConfig, items: list[str]) -> SAETrainConfig:
             d[section] = value
         else:
             raise ValueError(f"override {item!r}: unknown key {section!r}")
-    return SAETrainConfig(**d)
+    return SAETrainConfig(**coerce_fields(SAETrainConfig, d))
 
 
 def downstream_matrix(model: HookedModel, hook_name: str) -> Float[Tensor, "d_in d_out"]:
@@ -180,7 +193,7 @@ def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrain
     """The store over the model's domain, a freshly initialised SAE of the right width, and its train data."""
     store = ActivationStore(model, hook_name, domain_of(model), cfg.store)
     config_cls, sae_cls = SAE_TYPES[cfg.arch]
-    fields = dict(cfg.sae)
+    fields = coerce_fields(config_cls, dict(cfg.sae))
     fields.setdefault("d_sae", max(1, min(4 * store.d_in, store.n_rows // 4)))
     fields.setdefault("seed", cfg.train.seed)
     try:
