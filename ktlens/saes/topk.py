@@ -54,12 +54,12 @@ class TopKSAE(SAE):
         return (F.embedding_bag(idx, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec) / self.input_scale
 
     def training_loss(self, x: Float[Tensor, "rows d_in"], step: int) -> dict[str, Tensor]:
-        pre = self.pre_acts(x)
-        values, idx = pre.topk(self.cfg.k, dim=-1)
+        centred = x * self.input_scale - self.b_dec
+        values, idx = _TopKEncode.apply(centred, self.W_enc, self.b_enc, self.cfg.k)
         values = torch.relu(values)
         recons = self.sparse_decode(values, idx)
         mse = self.scaled_mse(x, recons)
-        aux = self.auxk_loss(x, recons, pre)
+        aux = self.auxk_loss(x, recons, None)
         with torch.no_grad():
             self.rows_since_fired += x.shape[0]
             fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
@@ -85,5 +85,27 @@ class TopKSAE(SAE):
         values, idx = pre_dead.topk(k_aux, dim=-1)  # no ReLU (as SAELens): dead pre-activations are negative
         aux_recons = F.embedding_bag(idx, self.W_dec[dead], per_sample_weights=values, mode="sum")  # no b_dec
         return min(1.0, n_dead / k_aux) * (aux_recons - residual).pow(2).sum(-1).mean()
+
+class _TopKEncode(torch.autograd.Function):
+    """The k largest pre-activations per row (values, indices), with a sparse backward: only the chosen
+    (row, latent) pairs carry gradient, so the encoder's gradients cost rows x k x d_in, not rows x d_sae x d_in."""
+
+    @staticmethod
+    def forward(ctx, centred: Tensor, w_enc: Tensor, b_enc: Tensor, k: int) -> tuple[Tensor, Tensor]:  # noqa: D102
+        values, idx = (centred @ w_enc + b_enc).topk(k, dim=-1)
+        ctx.save_for_backward(centred, w_enc, idx)
+        ctx.mark_non_differentiable(idx)
+        return values, idx
+
+    @staticmethod
+    def backward(ctx, grad_values: Tensor, grad_idx: Tensor | None) -> tuple[Tensor, Tensor, Tensor, None]:  # noqa: D102
+        centred, w_enc, idx = ctx.saved_tensors
+        rows = torch.arange(idx.shape[0], device=idx.device).repeat_interleave(idx.shape[1])
+        g = torch.sparse_coo_tensor(torch.stack([rows, idx.flatten()]), grad_values.flatten(), (idx.shape[0], w_enc.shape[1]), check_invariants=False)
+        grad_w = torch.sparse.mm(g.t().coalesce(), centred).t()
+        grad_b = torch.zeros(w_enc.shape[1], dtype=grad_values.dtype, device=grad_values.device).index_add_(0, idx.flatten(), grad_values.flatten())
+        grad_centred = torch.sparse.mm(g, w_enc.t())
+        return grad_centred, grad_w, grad_b, None
+
 
 register_sae(TopKSAEConfig, TopKSAE)
