@@ -11,9 +11,9 @@ import sys
 
 import ktlens
 from ktlens import __version__
-from ktlens.commands import attention, demo, dla, kgroup, miiii_analysis, miiii_figures, patch, predict, probe, train
+from ktlens.commands import attention, demo, dla, kgroup, miiii_analysis, miiii_figures, patch, predict, probe, sae, train
 
-COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention]
+COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, sae]
 
 
 def main(argv: list[str] | None = None) -> int:
