@@ -10,4 +10,18 @@ def load_pretrained(name_or_path, device="cpu"):
     return _load(name_or_path, device=device)
 
 
-__all__ = ["load_pretrained", "__version__"]
+def load_sae(name_or_path, device="cpu"):
+    """Load a shipped SAE by name (e.g. "ktheory-small/blocks.0.mlp.hook_post") or an SAE folder."""
+    from ktlens.saes.io import load_sae as _load
+
+    return _load(name_or_path, device=device)
+
+
+def pretrained_saes():
+    """Names of the shipped SAEs ("<model>/<hook>")."""
+    from ktlens.saes.io import pretrained_saes as _names
+
+    return _names()
+
+
+__all__ = ["load_pretrained", "load_sae", "pretrained_saes", "__version__"]

@@ -210,6 +210,11 @@ def read_train_state(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.
     return _read_json(path / "train_state.json"), _read_tensors(path / "optimizer.safetensors")
 
 
+def read_model_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint folder, without building its model (for resuming any module)."""
+    return _read_tensors(Path(path) / "model.safetensors")
+
+
 def pretrained_names() -> list[str]:
     """Names of the models shipped inside the package."""
     if not PRETRAINED_DIR.is_dir():

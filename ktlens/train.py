@@ -37,7 +37,13 @@ EvalRecord = dict[str, float | int]
 
 @runtime_checkable
 class TrainData(Protocol):
-    """What the loop needs from a task: training examples, a loss, and an evaluation."""
+    """What the loop needs from a task: training examples, a loss, and an evaluation.
+
+    Optional extras the loop uses when present: `batch_at(step)` (the batch of a step, instead of
+    `batch(idx)`: for data streamed rather than indexed), `before_step(model)` (after backward and
+    clipping, before the optimizer step: e.g. constrain gradients) and `after_step(model, optimizer,
+    steps_done)` (after the step: e.g. renormalise weights, resample dead units).
+    """
 
     n_train: int
 
@@ -212,9 +218,12 @@ def train(
         state, tensors = read_train_state(ckpt)
         if state["train_config"] != _jsonable(cfg):
             raise ValueError(f"{ckpt} was written with a different TrainConfig; use a new run folder")
-        from ktlens.checkpoint import load_checkpoint
+        from ktlens.checkpoint import read_model_state
 
-        model.load_state_dict(load_checkpoint(ckpt).state_dict())
+        try:
+            model.load_state_dict(read_model_state(ckpt))
+        except RuntimeError as err:
+            raise ValueError(f"{ckpt} holds weights of a different model: {str(err).splitlines()[0]}") from None
         _restore_optimizer(opt, grokfast, tensors)
         start, history = state["step"], state["history"]
     distributed.broadcast_parameters(model, ctx)
@@ -239,12 +248,24 @@ def train(
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and ctx.is_main), desc="train", dynamic_ncols=True)
     step, running = start, float("nan")
     already_stopped = bool(history) and _reached(cfg, history[-1])
+    batch_at = getattr(data, "batch_at", None)
+    before_step = getattr(data, "before_step", None)
+    after_step = getattr(data, "after_step", None)
+    if batch_at is not None and ctx.active:
+        raise ValueError(
+            f"{type(data).__name__} streams its own batches (batch_at) and keeps per-process state; it is not "
+            f"data-parallel yet: run it in one process (world_size={ctx.world_size})"
+        )
     try:
         while step < cfg.steps and not already_stopped:
             torch.manual_seed(cfg.seed * 7_919 + step + ctx.rank * 1_000_000_007)  # dropout noise: (seed, step, rank)
-            global_idx = _batch_indices(cfg, data.n_train, step)
-            local_idx = distributed.shard(global_idx, ctx)
-            batch = data.batch(local_idx)
+            if batch_at is not None:  # streamed data (SAE activations) draws its own batch for the step
+                batch = batch_at(step)
+                local_idx = global_idx = torch.arange(len(batch[0]))
+            else:
+                global_idx = _batch_indices(cfg, data.n_train, step)
+                local_idx = distributed.shard(global_idx, ctx)
+                batch = data.batch(local_idx)
             loss = data.loss(model, batch)
             opt.zero_grad(set_to_none=False)
             if ctx.active:  # the gradient (and loss) of the mean over the global batch, on every rank
@@ -260,10 +281,14 @@ def train(
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 if not torch.isfinite(norm):
                     raise TrainingDiverged(f"gradient norm became {norm.item()} at step {step}")
+            if before_step is not None:
+                before_step(model)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr_at(step)
             opt.step()
             step += 1
+            if after_step is not None:
+                after_step(model, opt, step)
             running = loss.item() if math.isnan(running) else 0.95 * running + 0.05 * loss.item()
             bar.update(1)
             stop = False
