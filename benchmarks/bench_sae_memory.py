@@ -30,7 +30,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     from ktlens.models.encoder_decoder import KTheoryTransformer
@@ -38,15 +37,13 @@ def main() -> None:
     from ktlens.saes.activations import ActivationStore, StoreConfig
     from ktlens.saes.domains import KTheoryDomain
     from ktlens.saes.training import SAETrainData
-    from ktlens.tasks.ktheory import summand_count_table
     from ktlens.tasks.ktheory_data import KTheoryGridSpec
     from ktlens.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     primes = KTheoryGridSpec(n_primes=args.n_primes, r_max=args.r_max, e_max=args.e_max).prime_list()
-    seq_len = summand_count_table(np.array([2]), np.array([args.r_max]), np.array([args.e_max])).shape[-1]
-    spec = {"task": "ktheory", "primes": primes, "r_max": args.r_max, "e_max": args.e_max, "seq_len": seq_len,
-            "max_count": args.r_max * (args.e_max - 1), "label_order": "ascending"}
+    spec = {"task": "ktheory", "primes": primes, "r_max": args.r_max, "e_max": args.e_max,
+            "label_order": "ascending"}  # seq_len and max_count are derived from the domain
     model = KTheoryTransformer.create(spec, d_model=128, n_heads=4, d_mlp=512, n_layers=1, normalization="post").eval()
     domain = KTheoryDomain(model)
     store = ActivationStore(model, args.hook, domain, StoreConfig(batch_rows=args.batch, buffer_examples=args.buffer_examples))
