@@ -6,38 +6,28 @@ import pytest
 
 from ktlens.tasks.ktheory import MAX_NAMED_COUNT, VARIABLES
 from ktlens.tasks.variables import TaskVariable, compute_variables, make_registry
+from tests.tasks.ktheory_brute import definition_counts
 
 PRIMES = [2, 3, 5, 7, 11, 13]
 
 
 def brute(p: int, r: int, e: int) -> dict:
-    """Every variable of one triple straight from the definition."""
+    """Every variable of one triple straight from the definition (the counts from the shared ground truth)."""
     u, ep = 0, e
     while ep % p == 0:
         ep //= p
         u += 1
     re = r * e
-    exps = []
-    for m in range(1, re + 1):
-        if m % p == 0:
-            continue
-        s = 1
-        while p**s * m <= re:
-            s += 1
-        assert p ** (s - 1) * m <= re < p**s * m
-        h = min(u, s) if m % ep == 0 else s
-        if h > 0:
-            exps.append(h)
-    counts = [exps.count(k) for k in range(1, max(exps, default=0) + 1)]
+    counts = definition_counts(p, r, e)
     out = {
         "p": p, "r": r, "e": e, "u": u, "e_prime": ep, "re": re, "p_divides_e": e % p == 0,
         "count_div_p": sum(1 for m in range(1, re + 1) if m % p == 0),
         "count_prime_to_p": sum(1 for m in range(1, re + 1) if m % p != 0),
         "count_div_e_prime": sum(1 for m in range(1, re + 1) if m % ep == 0),
         "count_capped": sum(1 for m in range(1, re + 1) if m % p != 0 and m % ep == 0),
-        "is_trivial": all(p * m > re for m in range(1, re + 1) if m % p), "num_summands": len(exps),
-        "log_p_order": sum(exps),  # the order is prod p^h
-        "max_exponent": max(exps, default=0), "counts": counts,
+        "is_trivial": all(p * m > re for m in range(1, re + 1) if m % p), "num_summands": sum(counts),
+        "log_p_order": sum(k * n for k, n in enumerate(counts, start=1)),  # the order is prod p^h
+        "max_exponent": len(counts), "counts": counts,
     }
     for k in range(1, MAX_NAMED_COUNT + 1):
         out[f"n_{k}"] = counts[k - 1] if k <= len(counts) else 0
