@@ -51,6 +51,7 @@ class KTheoryPreset:
     train: TrainConfig
     description: str = ""
     label_order: str = "ascending"  # decoder writes n_1 first ("ascending") or n_L first ("descending")
+    n1_from_order: bool = False  # answer n_1 = r(e-1) - sum_{i>=2} i n_i instead of the decoded n_1
 
     def __post_init__(self) -> None:
         if isinstance(self.grid, dict):
@@ -63,6 +64,8 @@ class KTheoryPreset:
             raise ValueError(f"KTheoryPreset.description must be a string, got {self.description!r}")
         if self.label_order not in LABEL_ORDERS:
             raise ValueError(f"KTheoryPreset.label_order must be one of {LABEL_ORDERS}, got {self.label_order!r}")
+        if not isinstance(self.n1_from_order, bool):
+            raise ValueError(f"KTheoryPreset.n1_from_order must be true or false, got {self.n1_from_order!r}")
 
     @staticmethod
     def section_keys(section: str) -> dict[str, Any] | None:
@@ -121,9 +124,9 @@ def get_preset(name: str) -> KTheoryPreset:
     return copy_of_preset(PRESETS, name, "K-theory")
 
 
-def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending") -> KTheoryTaskSpec:
-    """What a model must remember of its data: domain, vocabulary, split, label order."""
-    spec = KTheoryTaskSpec.of_grid(dataset.spec, label_order)
+def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending", n1_from_order: bool = False) -> KTheoryTaskSpec:
+    """What a model must remember of its data: domain, vocabulary, split, label order, how n_1 is answered."""
+    spec = KTheoryTaskSpec.of_grid(dataset.spec, label_order, n1_from_order)
     if spec.vocab != dataset.vocab:
         raise ValueError(f"dataset vocabulary {dataset.vocab} disagrees with its grid's spec {spec.vocab}")
     return spec
@@ -198,7 +201,7 @@ def build_preset(
     if seed is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=seed))
     dataset = build_dataset(preset.grid)
-    model = KTheoryTransformer.create(task_spec_of(dataset, preset.label_order), seed=preset.train.seed, **preset.model)
+    model = KTheoryTransformer.create(task_spec_of(dataset, preset.label_order, preset.n1_from_order), seed=preset.train.seed, **preset.model)
     return preset, dataset, model
 
 

@@ -287,6 +287,8 @@ class KTheoryTransformer(HookedModel):
                 raise ValueError(f"r={ri} (index {i}) is outside the trained range 1..{self.r_max}")
             if not 1 <= ei <= self.e_max:
                 raise ValueError(f"e={ei} (index {i}) is outside the trained range 1..{self.e_max}")
+            if self.spec.re_max and ri * ei > self.spec.re_max:
+                raise ValueError(f"r*e={ri * ei} (index {i}) is outside the trained domain r*e <= {self.spec.re_max}")
         return p_arr, r_arr, e_arr
 
     def make_batch(self, p: Any, r: Any, e: Any) -> Int[Tensor, "batch src_plus_pos"]:
@@ -320,7 +322,14 @@ class KTheoryTransformer(HookedModel):
         for _ in range(self.seq_len):
             next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, next_tok], dim=1)
-        return self.to_model_order(tokens[:, N_SRC + 1 :])
+        counts = self.to_model_order(tokens[:, N_SRC + 1 :])
+        if self.spec.n1_from_order:  # n_1 from sum_i i n_i = r (e - 1), not from the decoder
+            levels = torch.arange(1, self.seq_len + 1, device=counts.device)
+            order = src[:, 1] * (src[:, 2] - 1)
+            n_1 = order - (counts[:, 1:] * levels[1:]).sum(-1)
+            counts = counts.clone()
+            counts[:, 0] = n_1.clamp(0, self.max_count)
+        return counts
 
     @torch.no_grad()
     def predict(self, p: Any, r: Any, e: Any) -> list[list[int]]:

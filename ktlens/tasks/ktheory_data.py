@@ -38,6 +38,7 @@ __all__ = ["KTheoryGridSpec", "KTheoryVocab", "KTheoryDataset", "build_dataset",
 
 SPLITS = ("random", "heldout_r", "heldout_e", "heldout_primes")
 FORMAT_VERSION = 1
+OPTIONAL_GRID_FIELDS = ("re_max",)  # may be absent from a stored grid (added later; absent = 0)
 MAX_N_PRIMES = 100_000  # bounds the work of listing the grid's primes
 
 
@@ -50,6 +51,7 @@ class KTheoryGridSpec:
     primes: list[int] | None = None  # explicit primes (sorted, distinct); overrides n_primes
     r_max: int = 20  # r ranges over 1..r_max
     e_max: int = 20  # e ranges over 1..e_max
+    re_max: int = 0  # > 0: keep only the triples with r * e <= re_max (more (r, e) pairs per prime for a label size)
     split: str = "random"  # "random" | "heldout_r" | "heldout_e" | "heldout_primes"
     test_fraction: float = 0.2  # "random": fraction of triples in the test set
     heldout_from: int = 16  # "heldout_r" / "heldout_e": values >= heldout_from are test only
@@ -88,7 +90,7 @@ class KTheoryGridSpec:
 
     @property
     def num_triples(self) -> int:
-        return len(self.prime_list()) * self.r_max * self.e_max
+        return len(self.prime_list()) * int(re_bounded_pairs(self.r_max, self.e_max, self.re_max)[0].size)
 
     def validate(self) -> None:
         """Raise ``FieldError`` (a ``ValueError`` naming the field) on a mistyped or inconsistent spec."""
@@ -106,6 +108,8 @@ class KTheoryGridSpec:
             raise FieldError("n_primes", self.n_primes, f"must be in 1..{MAX_N_PRIMES}")
         check_int("r_max", self.r_max, minimum=1)
         check_int("e_max", self.e_max, minimum=1)
+        if check_int("re_max", self.re_max, minimum=0) and self.re_max < max(self.r_max, self.e_max):
+            raise FieldError("re_max", self.re_max, f"must be 0 (no bound) or >= max(r_max, e_max) = {max(self.r_max, self.e_max)}")
         check_choice("split", self.split, SPLITS)
         check_real("test_fraction", self.test_fraction, 0.0, 1.0)
         check_choice("heldout_prime_choice", self.heldout_prime_choice, ("last", "random"))
@@ -124,7 +128,8 @@ class KTheoryGridSpec:
     def from_dict(cls, d: dict, strict: bool = False) -> KTheoryGridSpec:
         """Inverse of `to_dict`. Unknown fields are errors; with `strict` (checkpoints), so are missing ones."""
         known = [f.name for f in dataclasses.fields(cls)]
-        return cls(**check_keys(d, known, known if strict else (), what="KTheoryGridSpec fields"))
+        required = [k for k in known if k not in OPTIONAL_GRID_FIELDS] if strict else ()
+        return cls(**check_keys(d, known, required, what="KTheoryGridSpec fields"))
 
     def cache_key(self) -> str:
         """Short hash of the spec (and the file format version), used to name cache files."""
@@ -167,7 +172,7 @@ class KTheoryVocab:
         return cls(
             src_vocab=max(max(primes), spec.r_max, spec.e_max) + 1,
             max_count=int(max_count),
-            seq_len=sequence_length(primes, spec.r_max, spec.e_max),
+            seq_len=domain_label_shape(primes, spec.r_max, spec.e_max, spec.re_max)[0],
         )
 
     def encode(self, p, r, e) -> np.ndarray:
@@ -344,15 +349,38 @@ def _atomic_write(target: Path, write) -> None:
         raise
 
 
+def re_bounded_pairs(r_max: int, e_max: int, re_max: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (r, e) in 1..r_max x 1..e_max (r outer, e inner), with r * e <= re_max when re_max > 0."""
+    r, e = np.meshgrid(np.arange(1, r_max + 1, dtype=np.int64), np.arange(1, e_max + 1, dtype=np.int64), indexing="ij")
+    r, e = r.ravel(), e.ravel()
+    if re_max > 0:
+        keep = r * e <= re_max
+        r, e = r[keep], e[keep]
+    return r, e
+
+
+def domain_triples(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every triple of the domain in lexicographic order (p outer, then r, then e inner)."""
+    r, e = re_bounded_pairs(r_max, e_max, re_max)
+    p = np.repeat(np.asarray(primes, dtype=np.int64), r.size)
+    return p, np.tile(r, len(primes)), np.tile(e, len(primes))
+
+
+def domain_label_shape(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[int, int]:
+    """(label length L, largest count) over the domain. Without an r * e bound L is the closed form
+    `sequence_length`; with one both come from the label table of the bounded domain."""
+    length = sequence_length(primes, r_max, e_max)
+    p, r, e = domain_triples(primes, r_max, e_max, re_max)
+    table = summand_count_table(p, r, e, length=length)
+    if re_max > 0:
+        nonzero = np.flatnonzero(table.any(axis=0))
+        length = int(nonzero[-1]) + 1 if nonzero.size else 1
+    return length, int(table.max(initial=0))
+
+
 def _grid(spec: KTheoryGridSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Triples in lexicographic order (p outer, then r, then e inner)."""
-    p, r, e = np.meshgrid(
-        np.asarray(spec.prime_list(), dtype=np.int64),
-        np.arange(1, spec.r_max + 1, dtype=np.int64),
-        np.arange(1, spec.e_max + 1, dtype=np.int64),
-        indexing="ij",
-    )
-    return p.ravel(), r.ravel(), e.ravel()
+    return domain_triples(spec.prime_list(), spec.r_max, spec.e_max, spec.re_max)
 
 
 def _split(spec: KTheoryGridSpec, p, r, e) -> tuple[np.ndarray, np.ndarray]:
@@ -393,7 +421,7 @@ def build_dataset(spec: KTheoryGridSpec | None = None, cache_dir=None) -> KTheor
             if ds.spec == spec:
                 return ds
     p, r, e = _grid(spec)
-    seq_len = sequence_length(spec.prime_list(), spec.r_max, spec.e_max)
+    seq_len, _ = domain_label_shape(spec.prime_list(), spec.r_max, spec.e_max, spec.re_max)
     counts = np.ascontiguousarray(summand_count_table(p, r, e, length=seq_len))
     vocab = KTheoryVocab.for_spec(spec, max_count=int(counts.max(initial=0)))
     train_idx, test_idx = _split(spec, p, r, e)

@@ -21,9 +21,9 @@ from typing import Any, no_type_check
 
 import numpy as np
 
-from ktlens.tasks.ktheory import is_prime, sequence_length, summand_count_table
-from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab
-from ktlens.validation import FieldError, check_choice, check_int, check_keys
+from ktlens.tasks.ktheory import is_prime, sequence_length
+from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab, domain_label_shape
+from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys
 
 __all__ = ["LABEL_ORDERS", "KTheoryTaskSpec", "domain_max_count"]
 
@@ -33,20 +33,20 @@ TASK = "ktheory"
 
 
 @lru_cache(maxsize=32)
-def _domain_max_count(primes: tuple[int, ...], r_max: int, e_max: int) -> int:
-    p, r, e = np.meshgrid(
-        np.asarray(primes, dtype=np.int64),
-        np.arange(1, r_max + 1, dtype=np.int64),
-        np.arange(1, e_max + 1, dtype=np.int64),
-        indexing="ij",
-    )
-    table = summand_count_table(p.ravel(), r.ravel(), e.ravel(), length=sequence_length(primes, r_max, e_max))
-    return int(table.max(initial=0))
+def _domain_label_shape(primes: tuple[int, ...], r_max: int, e_max: int, re_max: int) -> tuple[int, int]:
+    return domain_label_shape(primes, r_max, e_max, re_max)
 
 
-def domain_max_count(primes: list[int], r_max: int, e_max: int) -> int:
-    """Largest count n_i over ``primes x 1..r_max x 1..e_max`` (closed-form table; cached)."""
-    return _domain_max_count(tuple(int(q) for q in primes), int(r_max), int(e_max))
+def domain_max_count(primes: list[int], r_max: int, e_max: int, re_max: int = 0) -> int:
+    """Largest count n_i over ``primes x 1..r_max x 1..e_max`` (r e <= re_max when > 0; closed-form table; cached)."""
+    return _domain_label_shape(tuple(int(q) for q in primes), int(r_max), int(e_max), int(re_max))[1]
+
+
+def domain_seq_len(primes: list[int], r_max: int, e_max: int, re_max: int = 0) -> int:
+    """Label length over the domain (the closed form `sequence_length` without an r e bound)."""
+    if not re_max:
+        return sequence_length(primes, r_max, e_max)
+    return _domain_label_shape(tuple(int(q) for q in primes), int(r_max), int(e_max), int(re_max))[0]
 
 
 @no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
@@ -61,6 +61,8 @@ class KTheoryTaskSpec:
     grid: KTheoryGridSpec | None = None  # the grid (and split) the domain was cut from, when known
     seq_len: int | None = None  # label length L; derived from the domain (None: computed)
     max_count: int | None = None  # largest count in the domain; derived (None: computed)
+    re_max: int = 0  # > 0: the domain keeps only r * e <= re_max
+    n1_from_order: bool = False  # answers take n_1 = r(e-1) - sum_{i>=2} i n_i (the order) instead of the decoded n_1
 
     def __post_init__(self) -> None:
         primes = self.primes
@@ -75,7 +77,11 @@ class KTheoryTaskSpec:
         object.__setattr__(self, "primes", primes)
         object.__setattr__(self, "r_max", check_int("r_max", self.r_max, minimum=1))
         object.__setattr__(self, "e_max", check_int("e_max", self.e_max, minimum=1))
+        object.__setattr__(self, "re_max", check_int("re_max", self.re_max, minimum=0))
+        if self.re_max and self.re_max < max(self.r_max, self.e_max):
+            raise FieldError("re_max", self.re_max, f"must be 0 (no bound) or >= max(r_max, e_max) = {max(self.r_max, self.e_max)}")
         check_choice("label_order", self.label_order, LABEL_ORDERS)
+        check_bool("n1_from_order", self.n1_from_order)
         size = len(primes) * self.r_max * self.e_max
         if size > MAX_DOMAIN:
             name = "r_max" if self.r_max >= self.e_max else "e_max"
@@ -88,14 +94,15 @@ class KTheoryTaskSpec:
                 ("primes", grid_primes, list(primes), self.grid.prime_list()),
                 ("r_max", "r_max", self.r_max, self.grid.r_max),
                 ("e_max", "e_max", self.e_max, self.grid.e_max),
+                ("re_max", "re_max", self.re_max, self.grid.re_max),
             ):
                 if mine != theirs:
                     raise FieldError(
                         f"grid.{grid_name}", getattr(self.grid, grid_name), f"disagrees with the task's {name}", (name,)
                     )
         for name, derived in (
-            ("seq_len", sequence_length(primes, self.r_max, self.e_max)),
-            ("max_count", domain_max_count(list(primes), self.r_max, self.e_max)),
+            ("seq_len", domain_seq_len(list(primes), self.r_max, self.e_max, self.re_max)),
+            ("max_count", domain_max_count(list(primes), self.r_max, self.e_max, self.re_max)),
         ):
             stored = getattr(self, name)
             if stored is None:
@@ -117,9 +124,12 @@ class KTheoryTaskSpec:
         return max(max(self.primes), self.r_max, self.e_max) + 1
 
     @classmethod
-    def of_grid(cls, grid: KTheoryGridSpec, label_order: str) -> KTheoryTaskSpec:
+    def of_grid(cls, grid: KTheoryGridSpec, label_order: str, n1_from_order: bool = False) -> KTheoryTaskSpec:
         """The spec of a model trained on `grid`."""
-        return cls(primes=tuple(grid.prime_list()), r_max=grid.r_max, e_max=grid.e_max, label_order=label_order, grid=grid)
+        return cls(
+            primes=tuple(grid.prime_list()), r_max=grid.r_max, e_max=grid.e_max, label_order=label_order, grid=grid,
+            re_max=grid.re_max, n1_from_order=n1_from_order,
+        )
 
     # ----- JSON --------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +143,10 @@ class KTheoryTaskSpec:
             "max_count": self.max_count,
             "label_order": self.label_order,
         }
+        if self.re_max:
+            d["re_max"] = self.re_max
+        if self.n1_from_order:
+            d["n1_from_order"] = True
         if self.grid is not None:
             d["grid"] = self.grid.to_dict()
         return d
@@ -146,7 +160,7 @@ class KTheoryTaskSpec:
         (recomputed from the domain, as training computed them), ``grid`` (only the split is then
         unknown; the domain and every answer are the same).
         """
-        known = ("task", "primes", "r_max", "e_max", "seq_len", "max_count", "grid", "label_order")
+        known = ("task", "primes", "r_max", "e_max", "seq_len", "max_count", "grid", "label_order", "re_max", "n1_from_order")
         data = check_keys(data, known, ("primes", "r_max", "e_max", "label_order"), what="task_spec fields")
         if data.get("task", TASK) != TASK:
             raise FieldError("task", data["task"], f"must be {TASK!r}")
@@ -172,6 +186,8 @@ class KTheoryTaskSpec:
             grid=grid,
             seq_len=data.get("seq_len"),
             max_count=data.get("max_count"),
+            re_max=data.get("re_max", 0),
+            n1_from_order=data.get("n1_from_order", False),
         )
 
     @classmethod
