@@ -38,7 +38,7 @@ __all__ = ["KTheoryGridSpec", "KTheoryVocab", "KTheoryDataset", "build_dataset",
 
 SPLITS = ("random", "heldout_r", "heldout_e", "heldout_primes")
 FORMAT_VERSION = 1
-OPTIONAL_GRID_FIELDS = ("re_max",)  # may be absent from a stored grid (added later; absent = 0)
+OPTIONAL_GRID_FIELDS = ("re_max", "train_fraction")  # may be absent from a stored grid (added later; absent = 0)
 MAX_N_PRIMES = 100_000  # bounds the work of listing the grid's primes
 
 
@@ -58,6 +58,7 @@ class KTheoryGridSpec:
     n_heldout_primes: int = 5  # "heldout_primes": how many primes go to the test set
     heldout_prime_choice: str = "last"  # "heldout_primes": "last" (largest) or "random"
     seed: int = 0  # seeds numpy.random.default_rng for every random choice
+    train_fraction: float = 1.0  # < 1: train on this share of the non-test triples (the test split is unchanged)
 
     def __post_init__(self):
         if self.primes is not None:
@@ -112,6 +113,8 @@ class KTheoryGridSpec:
             raise FieldError("re_max", self.re_max, f"must be 0 (no bound) or >= max(r_max, e_max) = {max(self.r_max, self.e_max)}")
         check_choice("split", self.split, SPLITS)
         check_real("test_fraction", self.test_fraction, 0.0, 1.0)
+        if not 0.0 < check_real("train_fraction", self.train_fraction, 0.0, 1.0):
+            raise FieldError("train_fraction", self.train_fraction, "must be in (0, 1]")
         check_choice("heldout_prime_choice", self.heldout_prime_choice, ("last", "random"))
         n_p = len(self.primes) if self.primes is not None else self.n_primes
         if self.split == "heldout_primes" and not 1 <= self.n_heldout_primes < n_p:
@@ -402,7 +405,11 @@ def _split(spec: KTheoryGridSpec, p, r, e) -> tuple[np.ndarray, np.ndarray]:
         else:
             held = rng.choice(primes, k, replace=False)
         test = np.isin(p, held)
-    return np.flatnonzero(~test).astype(np.int64), np.flatnonzero(test).astype(np.int64)
+    train_idx = np.flatnonzero(~test).astype(np.int64)
+    if spec.train_fraction < 1.0:  # a nested subsample: a smaller fraction keeps a subset of a larger one
+        order = np.random.default_rng([spec.seed, 1]).permutation(train_idx.size)
+        train_idx = np.sort(train_idx[order[: max(1, int(round(spec.train_fraction * train_idx.size)))]])
+    return train_idx, np.flatnonzero(test).astype(np.int64)
 
 
 def build_dataset(spec: KTheoryGridSpec | None = None, cache_dir=None) -> KTheoryDataset:

@@ -77,3 +77,16 @@ def test_n1_from_order_answers_n1_from_the_other_counts(order):
     fixed = _OracleOffByOneInN1.create(KTheoryTaskSpec.of_grid(GRID, order, True), d_model=16, n_heads=2, d_mlp=32)
     assert all(a != b for a, b in zip(plain.predict(p, r, e), truth))
     assert fixed.predict(p, r, e) == truth
+
+
+def test_train_fraction_keeps_the_test_split_and_nests_the_training_subsets():
+    import dataclasses
+
+    full = build_dataset(GRID)
+    half = build_dataset(dataclasses.replace(GRID, train_fraction=0.5))
+    quarter = build_dataset(dataclasses.replace(GRID, train_fraction=0.25))
+    assert np.array_equal(full.test_idx, half.test_idx) and np.array_equal(full.test_idx, quarter.test_idx)
+    assert len(half.train_idx) == round(0.5 * len(full.train_idx))
+    assert set(quarter.train_idx) < set(half.train_idx) < set(full.train_idx)
+    with pytest.raises(ValueError, match="train_fraction"):
+        KTheoryGridSpec(n_primes=3, train_fraction=0.0)
