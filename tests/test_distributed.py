@@ -39,12 +39,14 @@ def ktheory_tiny(**train_overrides) -> tuple[torch.nn.Module, TrainData, TrainCo
 
 SAE_HOOK = "blocks.0.mlp.hook_post"
 SAE_ROWS = 47  # odd: the ranks' slices of every SAE batch differ in size (24 and 23 rows)
-DEAD_WINDOW = 2 * SAE_ROWS  # latents silent for 2 steps count as dead: AuxK and resampling act within 30 steps
+DEAD_WINDOW = 2 * SAE_ROWS  # latents silent for 2 steps count as dead: AuxK acts within 30 steps
 SAE_SETTINGS = {
     "topk": {"d_sae": 64, "k": 4, "k_aux": 16, "dead_window_rows": DEAD_WINDOW},
     "batchtopk": {"d_sae": 64, "k": 4, "k_aux": 16, "dead_window_rows": DEAD_WINDOW},
+    # resampling every 8 steps (376 rows) of latents silent for 282 rows: a rank counting only its own slice
+    # (192 rows in 8 steps) would find none to resample
     "relu": {"d_sae": 64, "l1_coefficient": 20.0, "resample_every": 8, "resample_stop": 25,
-             "resample_window_rows": DEAD_WINDOW, "resample_rows": 256},
+             "resample_window_rows": 6 * SAE_ROWS, "resample_rows": 256},
 }
 
 
