@@ -7,6 +7,13 @@ examples/s with N ranks against 1 rank, divided by N, is the scaling efficiency.
 
     python benchmarks/bench_ddp.py [--preset small --steps 60 --ranks 1 2 --device cpu --rounds 3]
 
+`--sae` times SAE training instead (TopK with AuxK by default) on a shipped model's hook: every rank streams
+the global batch of activation rows from its own store (the parent model's forward passes included) and
+trains on its slice; examples are activation rows.
+
+    python benchmarks/bench_ddp.py --sae [--sae-model ktheory-small --hook blocks.0.mlp.hook_post --d-sae 1024
+                                          --k 16 --batch 1024 --steps 60]
+
 `--footprint` instead prints, for the large presets (K-theory `seed`, MIIII `paper`), what docs/scaling.md
 quotes: parameters, the bytes of weights + gradients + AdamW (+ grokfast) state, the activation bytes
 autograd saves per example (measured on a micro-batch), the FLOPs per example of forward + backward
@@ -36,10 +43,14 @@ from ktlens.train import train
 
 
 class NoEval:
-    """A TrainData that trains like `data` and evaluates nothing (the benchmark times training only)."""
+    """A TrainData that trains like `data` and evaluates nothing (the benchmark times training only).
+    The loop's optional extras (`batch_at`, `before_step`, `after_step`) are `data`'s own."""
 
     def __init__(self, data):
         self.data, self.n_train = data, data.n_train
+        for extra in ("batch_at", "before_step", "after_step"):
+            if hasattr(data, extra):
+                setattr(self, extra, getattr(data, extra))
 
     def batch(self, idx):
         return self.data.batch(idx)
@@ -59,11 +70,15 @@ def _rank(rank: int, world: int, args: argparse.Namespace, store: str, out: str)
         backend = "nccl" if args.device == "cuda" else "gloo"
         dist.init_process_group(backend, store=dist.FileStore(store, world), rank=rank, world_size=world)
     try:
-        preset, dataset, model = build_preset(args.preset)
-        model.to(torch.device(args.device, rank) if args.device == "cuda" else "cpu")
-        data = NoEval(KTheoryTrainData(dataset, model))
-        batch = args.batch or preset.train.batch_size or data.n_train
-        cfg = dataclasses.replace(preset.train, steps=args.warmup, batch_size=batch, eval_every=10**9)
+        device = torch.device(args.device, rank) if args.device == "cuda" else torch.device("cpu")
+        if args.sae:
+            model, data, train_cfg = _sae_run(args, device)
+        else:
+            preset, dataset, model = build_preset(args.preset)
+            model.to(device)
+            data, train_cfg = NoEval(KTheoryTrainData(dataset, model)), preset.train
+        batch = args.batch or train_cfg.batch_size or data.n_train
+        cfg = dataclasses.replace(train_cfg, steps=args.warmup, batch_size=batch, eval_every=10**9)
         train(model, data, cfg, progress=False)  # warm-up: allocator, kernels, first collectives
         cfg = dataclasses.replace(cfg, steps=args.steps)
         if world > 1:
@@ -80,6 +95,19 @@ def _rank(rank: int, world: int, args: argparse.Namespace, store: str, out: str)
     finally:
         if world > 1:
             dist.destroy_process_group()
+
+
+def _sae_run(args: argparse.Namespace, device: torch.device):
+    """A fresh SAE on the shipped model's hook, its streamed data (without evaluation) and train config."""
+    from ktlens.checkpoint import load_pretrained
+    from ktlens.saes.training import SAETrainConfig, build_run
+
+    parent = load_pretrained(args.sae_model).to(device)
+    sae_fields = {"d_sae": args.d_sae, "k": args.k} if args.sae_arch != "relu" else {"d_sae": args.d_sae}
+    cfg = SAETrainConfig(arch=args.sae_arch, sae=sae_fields, store={"batch_rows": args.batch or 1024},
+                         train={"eval_every": 10**9, "warmup_steps": 0}, eval_rows=256)
+    sae, _, data = build_run(parent, args.sae_model, args.hook, cfg)
+    return sae, NoEval(data), cfg.train
 
 
 def measure(world: int, args: argparse.Namespace) -> dict[str, float]:
@@ -177,6 +205,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--footprint", action="store_true", help="memory and FLOPs of the seed and paper presets")
+    ap.add_argument("--sae", action="store_true", help="time SAE training on a shipped model's hook instead")
+    ap.add_argument("--sae-model", default="ktheory-small", help="--sae: the parent model")
+    ap.add_argument("--hook", default="blocks.0.mlp.hook_post", help="--sae: the hook")
+    ap.add_argument("--sae-arch", choices=["topk", "batchtopk", "relu"], default="topk")
+    ap.add_argument("--d-sae", type=int, default=1024)
+    ap.add_argument("--k", type=int, default=16)
     args = ap.parse_args()
     if args.footprint:
         torch.set_num_threads(args.threads)
@@ -191,7 +225,8 @@ def main() -> None:
         for w in args.ranks:
             runs[w].append(measure(w, args)["examples_per_s"])
     machine = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
-    print(f"preset {args.preset}, {args.steps} steps, device {args.device} ({machine}), {args.threads} thread(s) per rank, "
+    what = f"SAE {args.sae_arch} d_sae {args.d_sae} on {args.sae_model} {args.hook}, batch {args.batch or 1024} rows" if args.sae else f"preset {args.preset}"
+    print(f"{what}, {args.steps} steps, device {args.device} ({machine}), {args.threads} thread(s) per rank, "
           f"median of {args.rounds}")
     base = statistics.median(runs[args.ranks[0]]) / args.ranks[0]
     print(f"{'ranks':>5} {'examples/s':>11} {'speed-up':>9} {'efficiency':>10}   runs")

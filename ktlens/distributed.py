@@ -93,6 +93,16 @@ def setup(device: torch.device) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size())
 
 
+def current() -> DistContext:
+    """The context of the process group already formed (by `setup` or the caller); rank 0 of 1 when none.
+
+    For code inside a training step (an SAE's firing counters) that must agree across ranks without being
+    handed the context."""
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size())
+    return DistContext()
+
+
 def shutdown() -> None:
     """Close the process group, if one is open."""
     if dist.is_available() and dist.is_initialized():
@@ -117,6 +127,41 @@ def shard(idx: Int[Tensor, " batch"], ctx: DistContext) -> Int[Tensor, " shard"]
             f"use a batch_size >= {ctx.world_size} or fewer ranks"
         )
     return torch.tensor_split(idx, ctx.world_size)[ctx.rank]
+
+
+def shard_rows(batch: tuple[Tensor, ...], ctx: DistContext) -> tuple[Tensor, ...]:
+    """This rank's contiguous slice of a global batch of tensors: every tensor whose first dimension is the
+    first tensor's (the rows) is sliced as `shard` slices indices; the others (scalars such as a step
+    number) are passed whole."""
+    if not ctx.active:
+        return batch
+    n = len(batch[0])
+    part = shard(torch.arange(n), ctx)
+    rows = slice(int(part[0]), int(part[-1]) + 1)
+    return tuple(t[rows] if t.ndim >= 1 and t.shape[0] == n else t for t in batch)
+
+
+def all_reduce_sum(tensor: Tensor, ctx: DistContext) -> Tensor:
+    """`tensor` summed over the ranks, in place (unchanged in a single process)."""
+    if ctx.active:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_1d(tensor: Tensor, ctx: DistContext, fill: float) -> Tensor:
+    """Every rank's 1-D `tensor` concatenated in rank order, each padded with `fill` to the longest length
+    (the ranks' lengths may differ)."""
+    if not ctx.active:
+        return tensor
+    length = torch.tensor([len(tensor)], dtype=torch.long, device=tensor.device)
+    lengths = [torch.zeros_like(length) for _ in range(ctx.world_size)]
+    dist.all_gather(lengths, length)
+    longest = int(max(n.item() for n in lengths))
+    padded = torch.full((longest,), fill, dtype=tensor.dtype, device=tensor.device)
+    padded[: len(tensor)] = tensor
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat(parts)
 
 
 def all_reduce_gradients(params: list[torch.nn.Parameter], loss: Tensor, n_local: int, n_global: int, ctx: DistContext) -> Tensor:

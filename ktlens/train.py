@@ -40,9 +40,13 @@ class TrainData(Protocol):
     """What the loop needs from a task: training examples, a loss, and an evaluation.
 
     Optional extras the loop uses when present: `batch_at(step)` (the batch of a step, instead of
-    `batch(idx)`: for data streamed rather than indexed), `before_step(model)` (after backward and
-    clipping, before the optimizer step: e.g. constrain gradients) and `after_step(model, optimizer,
-    steps_done)` (after the step: e.g. renormalise weights, resample dead units).
+    `batch(idx)`: for data streamed rather than indexed; a pure function of (seed, step), the global batch
+    under data parallelism, of which each rank keeps its slice of rows), `before_step(model)` (after
+    backward and clipping, before the optimizer step: e.g. constrain gradients) and `after_step(model,
+    optimizer, steps_done)` (after the step: e.g. renormalise weights, resample dead units). Under data
+    parallelism these run on every rank; any state they or the loss keep beyond the weights (an SAE's
+    firing counters) must be reduced over the ranks by the data itself, so that every rank holds one
+    process's state.
     """
 
     n_train: int
@@ -251,17 +255,14 @@ def train(
     batch_at = getattr(data, "batch_at", None)
     before_step = getattr(data, "before_step", None)
     after_step = getattr(data, "after_step", None)
-    if batch_at is not None and ctx.active:
-        raise ValueError(
-            f"{type(data).__name__} streams its own batches (batch_at) and keeps per-process state; it is not "
-            f"data-parallel yet: run it in one process (world_size={ctx.world_size})"
-        )
     try:
         while step < cfg.steps and not already_stopped:
             torch.manual_seed(cfg.seed * 7_919 + step + ctx.rank * 1_000_000_007)  # dropout noise: (seed, step, rank)
-            if batch_at is not None:  # streamed data (SAE activations) draws its own batch for the step
+            if batch_at is not None:  # streamed data (SAE activations): every rank draws the step's global batch
                 batch = batch_at(step)
-                local_idx = global_idx = torch.arange(len(batch[0]))
+                global_idx = torch.arange(len(batch[0]))
+                local_idx = distributed.shard(global_idx, ctx)
+                batch = distributed.shard_rows(batch, ctx)
             else:
                 global_idx = _batch_indices(cfg, data.n_train, step)
                 local_idx = distributed.shard(global_idx, ctx)

@@ -1,7 +1,9 @@
 """Data-parallel training: 2 gloo ranks on CPU give the weights of one process with the same global batch.
 
 One `mp.spawn` of 2 ranks runs every data-parallel case (starting processes is the slow part); the
-single-process references are computed here, independently, with the unchanged loop.
+single-process references are computed here, independently, with the unchanged loop. The cases are the
+tiny K-theory preset (plain, grokfast) and SAEs on its MLP hook (TopK and BatchTopK with AuxK, ReLU with
+resampling), whose firing counters are part of the compared state.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ktlens.distributed import DistContext, resolve_device, shard
 from ktlens.experiments.ktheory import KTheoryTrainData, build_preset
+from ktlens.saes.training import SAETrainConfig, build_run
 from ktlens.train import TrainConfig, TrainData, _batch_indices, train
 
 WORLD = 2
@@ -34,12 +37,37 @@ def ktheory_tiny(**train_overrides) -> tuple[torch.nn.Module, TrainData, TrainCo
     return model, KTheoryTrainData(dataset, model), cfg
 
 
+SAE_HOOK = "blocks.0.mlp.hook_post"
+SAE_ROWS = 47  # odd: the ranks' slices of every SAE batch differ in size (24 and 23 rows)
+DEAD_WINDOW = 2 * SAE_ROWS  # latents silent for 2 steps count as dead: AuxK acts within 30 steps
+SAE_SETTINGS = {
+    "topk": {"d_sae": 64, "k": 4, "k_aux": 16, "dead_window_rows": DEAD_WINDOW},
+    "batchtopk": {"d_sae": 64, "k": 4, "k_aux": 16, "dead_window_rows": DEAD_WINDOW},
+    # resampling every 8 steps (376 rows) of latents silent for 282 rows: a rank counting only its own slice
+    # (192 rows in 8 steps) would find none to resample
+    "relu": {"d_sae": 64, "l1_coefficient": 20.0, "resample_every": 8, "resample_stop": 25,
+             "resample_window_rows": 6 * SAE_ROWS, "resample_rows": 256},
+}
+
+
+def sae_tiny(arch: str) -> tuple[torch.nn.Module, TrainData, TrainConfig]:
+    """An SAE on the tiny K-theory model's MLP hook, 30 steps, with 8 latents dead from the start."""
+    _, _, model = build_preset("tiny")
+    cfg = SAETrainConfig(arch=arch, sae=SAE_SETTINGS[arch], store={"batch_rows": SAE_ROWS, "buffer_examples": 16, "model_batch": 16},
+                         train={"steps": STEPS, "eval_every": STEPS, "warmup_steps": 2}, init_rows=256, eval_rows=128)
+    sae, _, data = build_run(model.eval(), "tiny", SAE_HOOK, cfg)
+    with torch.no_grad():
+        sae.b_enc[:8] = -100.0
+    return sae, data, cfg.train
+
+
 # name -> builder of (model, data, config); any TrainData runs through the same helpers
-# (the SAE case joins here as one more builder)
 CASES: dict[str, Callable[[], tuple[torch.nn.Module, TrainData, TrainConfig]]] = {
     "plain": lambda: ktheory_tiny(),
     "grokfast": lambda: ktheory_tiny(grokfast_lambda=2.0, grokfast_alpha=0.9),
+    **{f"sae-{arch}": (lambda arch=arch: sae_tiny(arch)) for arch in SAE_SETTINGS},
 }
+SAE_CASES = sorted(name for name in CASES if name.startswith("sae-"))
 RESUME_CASE = "grokfast"  # the resume checks carry the optimizer and the filter state across world sizes
 
 
@@ -67,6 +95,11 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
+def save_resampled(data: TrainData, path: Path) -> None:
+    """How many dead latents an SAE's training resampled (ReLU; None for other data)."""
+    path.write_text(json.dumps(getattr(data, "n_resampled", None)))
+
+
 def max_abs_diff(model: torch.nn.Module, path: Path) -> float:
     other = load_file(str(path))
     state = model.state_dict()
@@ -83,8 +116,8 @@ def _rank_main(rank: int, tmp: str) -> None:
         for name, build in CASES.items():
             model, data, cfg = build()
             result = train(model, data, cfg, progress=False)
-            if rank == 0:
-                save_weights(model, tmp_path / f"ddp-{name}.safetensors")
+            save_weights(model, tmp_path / f"ddp-{name}-rank{rank}.safetensors")
+            save_resampled(data, tmp_path / f"ddp-{name}-resampled-rank{rank}.json")
             (tmp_path / f"ddp-{name}-history-rank{rank}.json").write_text(json.dumps(result.history))
         # a 2-rank run interrupted at step 15 (rank 0 checkpoints), resumed later in one process
         model, data, cfg = CASES[RESUME_CASE]()
@@ -108,6 +141,7 @@ def runs(tmp_path_factory) -> Path:
         model, data, cfg = build()
         result = train(model, data, cfg, progress=False)
         save_weights(model, tmp_path / f"single-{name}.safetensors")
+        save_resampled(data, tmp_path / f"single-{name}-resampled.json")
         (tmp_path / f"single-{name}-history.json").write_text(json.dumps(result.history))
     model, data, cfg = CASES[RESUME_CASE]()
     with pytest.raises(KeyboardInterrupt):
@@ -126,11 +160,28 @@ def test_global_batches_include_uneven_splits():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_two_ranks_match_one_process(runs: Path, name: str):
-    model, _, _ = CASES[name]()
-    model.load_state_dict(load_file(str(runs / f"ddp-{name}.safetensors")))
-    assert max_abs_diff(model, runs / f"single-{name}.safetensors") <= 1e-5
+    """Every rank's weights and buffers (an SAE's firing counters and BatchTopK threshold included)."""
+    for rank in range(WORLD):
+        model, _, _ = CASES[name]()
+        model.load_state_dict(load_file(str(runs / f"ddp-{name}-rank{rank}.safetensors")))
+        assert max_abs_diff(model, runs / f"single-{name}.safetensors") <= 1e-5, rank
     fresh, _, _ = CASES[name]()  # and training did move the weights
     assert max_abs_diff(fresh, runs / f"single-{name}.safetensors") > 1e-2
+
+
+@pytest.mark.parametrize("name", SAE_CASES)
+def test_sae_firing_counters_are_those_of_one_process(runs: Path, name: str):
+    """The counters behind AuxK and resampling count the global batch's rows on every rank: each rank
+    counting only its own slice (24 or 23 rows a step) would leave them about half as large."""
+    single = load_file(str(runs / f"single-{name}.safetensors"))["rows_since_fired"]
+    resampled = json.loads((runs / f"single-{name}-resampled.json").read_text())
+    if name == "sae-relu":  # resampling revives every dead latent: the counters mattered through how many it found
+        assert resampled > 0
+    else:  # latents still dead at the end: AuxK was acting on them
+        assert single.max() >= DEAD_WINDOW and single.max() % SAE_ROWS == 0
+    for rank in range(WORLD):
+        assert torch.equal(load_file(str(runs / f"ddp-{name}-rank{rank}.safetensors"))["rows_since_fired"], single)
+        assert json.loads((runs / f"ddp-{name}-resampled-rank{rank}.json").read_text()) == resampled
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,4 +1,6 @@
-"""`ktlens sae train|eval`: train a sparse autoencoder on a hook of a model, or evaluate one."""
+"""`ktlens sae train|eval`: train a sparse autoencoder on a hook of a model, or evaluate one. `sae train` runs
+unchanged under `torchrun --nproc-per-node N -m ktlens.cli sae train ...` (data parallel: `store.batch_rows`
+is the global batch; rank 0 writes the SAE; see docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. sae.d_sae=2048 sae.k=16 train.steps=3000 store.batch_rows=2048")
     t.add_argument("--out", required=True, help="folder for the SAE (its training checkpoint goes to OUT/run)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="where the model and SAE run; auto = cuda when available (under torchrun: cuda:LOCAL_RANK)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=run_train)
     e = actions.add_parser("eval", help="metrics over the parent model's whole domain")
@@ -23,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", default=None, help="parent model (default: the one named in the SAE's config)")
     e.add_argument("--json", action="store_true", help="print every figure as JSON")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the model and SAE run")
     e.set_defaults(run=run_eval)
 
 
@@ -35,15 +40,22 @@ def _threads(n: int) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ktlens import distributed
     from ktlens.checkpoint import load_pretrained
     from ktlens.saes.training import SAETrainConfig, train_sae, with_overrides
 
     _threads(args.threads)
-    model = load_pretrained(args.model)
+    device = distributed.resolve_device(args.device)
+    model = load_pretrained(args.model).to(device)
     cfg = with_overrides(SAETrainConfig(arch=args.arch), args.set)
-    _, metrics = train_sae(model, str(args.model), args.hook, cfg, args.out, progress=not args.quiet)
-    print(summary(metrics))
-    print(f"SAE written to {args.out}")
+    try:
+        _, metrics = train_sae(model, str(args.model), args.hook, cfg, args.out, progress=not args.quiet)
+        main = distributed.is_main_process()  # rank 0 (or the only process) reports
+    finally:
+        distributed.shutdown()
+    if main:
+        print(summary(metrics))
+        print(f"SAE written to {args.out}")
     return 0
 
 
@@ -52,9 +64,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from ktlens.saes.io import load_sae
     from ktlens.saes.metrics import evaluate_sae
 
+    from ktlens.distributed import resolve_device
+
     _threads(args.threads)
-    sae = load_sae(args.sae)
-    model = load_pretrained(args.model or sae.cfg.model_name)
+    device = resolve_device(args.device)
+    sae = load_sae(args.sae, device=str(device))
+    model = load_pretrained(args.model or sae.cfg.model_name).to(device)
     metrics = evaluate_sae(sae, model)
     print(json.dumps(metrics, indent=1) if args.json else summary(metrics))
     return 0

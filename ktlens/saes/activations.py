@@ -27,6 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ktlens import distributed
 from ktlens.models.base import HookedModel
 from ktlens.saes.domains import Domain
 
@@ -206,9 +207,18 @@ class ActivationStore:
 
     # ----- on-disk cache -------------------------------------------------------------------------------
     def _open_cache(self) -> np.ndarray:
+        """The domain's activations as a read-only memmap, written first if missing or stale. Under data
+        parallelism rank 0 writes it while the other ranks wait, then every rank opens it."""
+        ctx = distributed.current()
+        if ctx.is_main:
+            cache = self._write_cache()
+        distributed.barrier(ctx)
+        return cache if ctx.is_main else self._write_cache(read_only=True)
+
+    def _write_cache(self, read_only: bool = False) -> np.ndarray:
         folder = Path(self.cfg.cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        fingerprint = float(sum(p.detach().double().sum().item() for p in self.model.parameters()))
+        fingerprint = float(sum(p.detach().cpu().double().sum().item() for p in self.model.parameters()))
         meta = {
             "hook_name": self.hook_name,
             "n_examples": self.n_examples,
@@ -225,6 +235,8 @@ class ActivationStore:
                 ok = False
             if ok and data_file.stat().st_size == 4 * math.prod(shape):
                 return np.memmap(data_file, dtype=np.float32, mode="r", shape=shape)
+        if read_only:
+            raise ValueError(f"the activation cache in {folder} does not match this model and hook after rank 0 wrote it")
         meta_file.unlink(missing_ok=True)
         out = np.memmap(data_file, dtype=np.float32, mode="w+", shape=shape)
         chunk = self.cfg.model_batch

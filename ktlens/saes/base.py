@@ -21,6 +21,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
+from ktlens import distributed
 from ktlens.models.base import HookedModel
 
 SAE_TYPES: dict[str, tuple[type["SAEConfig"], type["SAE"]]] = {}
@@ -141,8 +142,22 @@ class SAE(HookedModel):
     @torch.no_grad()
     def record_firing(self, acts: Float[Tensor, "rows d_sae"]) -> None:
         """Count rows since each latent last fired (reset to 0 where it fired in this batch)."""
-        self.rows_since_fired += acts.shape[0]
-        self.rows_since_fired[(acts > 0).any(0)] = 0
+        self.update_firing((acts > 0).any(0), acts.shape[0])
+
+    @torch.no_grad()
+    def update_firing(self, fired: Bool[Tensor, " d_sae"], n_rows: int) -> None:
+        """Add the batch's `n_rows` to every counter and reset those of the latents that `fired`.
+
+        Under data parallelism the batch is the global one: one all-reduce sums the ranks' rows and firing
+        flags (a latent fired if it fired on any rank), so every rank's counters, and with them AuxK's and
+        resampling's dead latents, are those of one process that saw the whole global batch."""
+        ctx = distributed.current()
+        if ctx.active:
+            both = torch.cat([fired.to(torch.long), torch.tensor([n_rows], dtype=torch.long, device=fired.device)])
+            distributed.all_reduce_sum(both, ctx)
+            fired, n_rows = both[:-1] > 0, int(both[-1])
+        self.rows_since_fired += n_rows
+        self.rows_since_fired[fired] = 0
 
     def dead_mask(self, window_rows: int) -> Bool[Tensor, " d_sae"]:
         """Latents that have not fired on the last `window_rows` training rows."""
@@ -184,7 +199,7 @@ class SAE(HookedModel):
         weights = loss.pow(2)
         if not weights.sum() > 0:
             weights = torch.ones_like(weights)
-        picked = torch.multinomial(weights, n, replacement=True, generator=generator)
+        picked = torch.multinomial(weights.cpu(), n, replacement=True, generator=generator).to(x.device)  # a CPU generator
         v = x_scaled[picked] - self.b_dec
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
         enc_norms = self.W_enc.norm(dim=0)

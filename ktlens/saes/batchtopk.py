@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ktlens import distributed
 from ktlens.saes.base import register_sae
 from ktlens.saes.topk import TopKSAE, TopKSAEConfig
 
@@ -46,10 +47,16 @@ class BatchTopKSAE(TopKSAE):
         return pre * (pre > self.threshold)
 
     def batch_activation(self, pre: Float[Tensor, "rows d_sae"]) -> Float[Tensor, "rows d_sae"]:
-        """Training: keep the k * rows largest positive pre-activations of the batch."""
+        """Training: keep the k * rows largest positive pre-activations of the batch (of the global batch
+        under data parallelism: see `_global_kept`)."""
         flat = torch.relu(pre).flatten()
-        values, idx = flat.topk(self.cfg.k * pre.shape[0])
-        acts = torch.zeros_like(flat).scatter(0, idx, values).reshape(pre.shape)
+        ctx = distributed.current()
+        if ctx.active:
+            values = self._global_kept(flat, pre.shape[0], ctx)
+            acts = (flat * (flat >= values[-1])).reshape(pre.shape)
+        else:
+            values, idx = flat.topk(self.cfg.k * pre.shape[0])
+            acts = torch.zeros_like(flat).scatter(0, idx, values).reshape(pre.shape)
         with torch.no_grad():
             kept = values[values > 0]
             if len(kept):
@@ -59,6 +66,18 @@ class BatchTopKSAE(TopKSAE):
                 else:
                     self.threshold.mul_(self.cfg.threshold_decay).add_((1 - self.cfg.threshold_decay) * smallest)
         return acts
+
+    @torch.no_grad()
+    def _global_kept(self, flat: Float[Tensor, " n"], rows: int, ctx: distributed.DistContext) -> Float[Tensor, " kept"]:
+        """The k * global_rows largest ReLU pre-activations of the global batch, largest first, the same on
+        every rank: each rank's own largest ones, gathered, and the largest of those. A rank keeps its values
+        >= the last of them, which are the ones one process would keep (ties aside: a tie at a positive
+        value has probability zero; at zero, keeping more zeros changes nothing)."""
+        total = distributed.all_reduce_sum(torch.tensor([rows], dtype=torch.long, device=flat.device), ctx)
+        n_keep = self.cfg.k * int(total.item())
+        mine = flat.topk(min(n_keep, len(flat))).values
+        every = distributed.all_gather_1d(mine, ctx, fill=-1.0)  # ReLU values are >= 0: padding is never kept
+        return every.topk(n_keep).values
 
     def training_loss(self, x: Float[Tensor, "rows d_in"], step: int) -> dict[str, Tensor]:
         pre = self.pre_acts(x)

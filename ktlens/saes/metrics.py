@@ -64,17 +64,18 @@ def reconstruction_metrics(sae: SAE, store: ActivationStore, chunk_examples: int
 
     check_fits(sae, store)
     sae.eval()
+    device = sae.W_dec.device  # the store's rows are on the CPU; each chunk moves to the SAE
     n = 0
     sse = l0 = l2_ratio = cossim = 0.0
-    sum_x = torch.zeros(store.d_in, dtype=torch.float64)
+    sum_x = torch.zeros(store.d_in, dtype=torch.float64, device=device)
     sum_x2 = 0.0
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.long, device=device)
     g = torch.Generator().manual_seed(0)
     proj = torch.randn(store.d_in, 2, generator=g, dtype=torch.float64)
     hashes = []
     chunks = tqdm(store.iter_domain(chunk_examples), total=math.ceil(store.n_examples / chunk_examples), desc="eval", leave=False, disable=not progress)
     for rows in chunks:
-        x = rows.acts
+        x = rows.acts.to(device)
         f = sae.encode(x)
         x_hat = sae.decode(f)
         err = (x - x_hat).double()
@@ -89,9 +90,9 @@ def reconstruction_metrics(sae: SAE, store: ActivationStore, chunk_examples: int
         ok = x_norm > 0
         l2_ratio += (x_hat.norm(dim=-1)[ok] / x_norm[ok]).sum().item()
         cossim += torch.nn.functional.cosine_similarity(x_hat[ok], x[ok], dim=-1).sum().item()
-        hashes.append((x.double() @ proj).numpy())
+        hashes.append((rows.acts.double() @ proj).numpy())
     total_var = sum_x2 - (sum_x.pow(2).sum().item() / n)
-    density = fired.double() / n
+    density = fired.double().cpu() / n
     alive = density > 0
     log_density = torch.log10(density[alive]).numpy()
     edges = np.linspace(math.floor(math.log10(1 / n)), 0.0, 4 * -math.floor(math.log10(1 / n)) + 1)

@@ -61,10 +61,9 @@ class TopKSAE(SAE):
         mse = self.scaled_mse(x, recons)
         aux = self.auxk_loss(x, recons, None)
         with torch.no_grad():
-            self.rows_since_fired += x.shape[0]
             fired = torch.zeros(self.cfg.d_sae, dtype=torch.bool, device=x.device)
             fired[idx[values > 0]] = True
-            self.rows_since_fired[fired] = 0
+            self.update_firing(fired, x.shape[0])
         return {"loss": mse + self.cfg.aux_coefficient * aux, "mse_loss": mse, "auxk_loss": aux, "recons": recons}
 
     def auxk_loss(

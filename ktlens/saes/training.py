@@ -4,6 +4,12 @@
 store's batch of that step), `before_step` (remove each decoder row's parallel gradient) and
 `after_step` (renormalise decoder rows; ReLU: resample dead latents on schedule). The firing counters
 live in the SAE's state, so checkpoints resume to exactly the uninterrupted run.
+
+Data parallel under `torchrun` like every `TrainData`: each rank draws the step's global batch from its
+own store (a pure function of (seed, step)) and keeps its contiguous slice of rows; the loop all-reduces
+the gradients; the SAE all-reduces its firing counters (and BatchTopK its batch-wide selection), so AuxK,
+resampling and the decoder-norm constraint see the same state on every rank as in one process. Rank 0
+evaluates over the whole domain and writes the SAE.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ktlens import distributed
 from ktlens.models.base import HookedModel
 from ktlens.saes.activations import ActivationStore, StoreConfig, TensorRows
 from ktlens.saes.base import SAE, SAE_TYPES
@@ -160,7 +167,9 @@ class SAETrainData:
         out = model.training_loss(x, int(step))
         if self.downstream is None or self.downstream_weight == 0:
             return out["loss"]
-        seen = ((x - out["recons"]) * model.input_scale) @ self.downstream.to(x.device)
+        if self.downstream.device != x.device:
+            self.downstream = self.downstream.to(x.device)
+        seen = ((x - out["recons"]) * model.input_scale) @ self.downstream
         return out["loss"] + self.downstream_weight * seen.pow(2).sum(-1).mean()
 
     def before_step(self, model: SAE) -> None:
@@ -169,7 +178,7 @@ class SAETrainData:
     def after_step(self, model: SAE, optimizer: torch.optim.Optimizer, steps_done: int) -> None:
         model.normalize_decoder()
         if isinstance(model, ReLUSAE) and model.resample_due(steps_done):
-            x = self.store.sample(model.cfg.resample_rows, seed=10_000 + steps_done).acts
+            x = self.store.sample(model.cfg.resample_rows, seed=10_000 + steps_done).acts.to(model.W_dec.device)
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + steps_done)
             with torch.no_grad():
                 self.n_resampled += model.resample(model.dead_mask(self.window), x, optimizer, gen)
@@ -177,6 +186,8 @@ class SAETrainData:
     @torch.no_grad()
     def evaluate(self, model: SAE) -> dict[str, float]:
         """Figures on a fixed sample of the domain's rows (the full metrics come at the end)."""
+        if self.eval_x.device != model.W_dec.device:
+            self.eval_x = self.eval_x.to(model.W_dec.device)
         x = self.eval_x
         f = model.encode(x)
         err = (x - model.decode(f)).pow(2).sum(-1)
@@ -190,7 +201,8 @@ class SAETrainData:
 
 
 def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrainConfig) -> tuple[SAE, ActivationStore, SAETrainData]:
-    """The store over the model's domain, a freshly initialised SAE of the right width, and its train data."""
+    """The store over the model's domain, a freshly initialised SAE of the right width on the model's
+    device, and its train data (the store keeps its rows on the CPU; each batch moves to the SAE's device)."""
     store = ActivationStore(model, hook_name, domain_of(model), cfg.store)
     config_cls, sae_cls = SAE_TYPES[cfg.arch]
     fields = coerce_fields(config_cls, dict(cfg.sae))
@@ -202,6 +214,7 @@ def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrain
         raise ValueError(f"sae settings {cfg.sae} do not fit the {cfg.arch!r} architecture: {err}") from None
     sae = sae_cls(sae_cfg)
     sae.initialize_from_sample(store.sample(cfg.init_rows, seed=0).acts)
+    sae.to(model.device)
     downstream = downstream_matrix(model, hook_name) if cfg.downstream_weight > 0 else None
     return sae, store, SAETrainData(sae, store, cfg.eval_rows, cfg.train.seed, downstream, cfg.downstream_weight)
 
@@ -209,11 +222,17 @@ def build_run(model: HookedModel, model_name: str, hook_name: str, cfg: SAETrain
 def train_sae(
     model: HookedModel, model_name: str, hook_name: str, cfg: SAETrainConfig, out: str | Path, progress: bool = True
 ) -> tuple[SAE, dict[str, Any]]:
-    """Train, evaluate over the whole domain and save an SAE to `out` (resumes from `out/run`)."""
+    """Train, evaluate over the whole domain and save an SAE to `out` (resumes from `out/run`).
+
+    Under torchrun every rank trains (data parallel, on the model's device); rank 0 alone evaluates and
+    writes `out`, and the other ranks return their (identical) SAE with no metrics."""
     out = Path(out)
+    ctx = distributed.setup(model.device)  # before the store: an on-disk activation cache is written by rank 0
     sae, store, data = build_run(model, model_name, hook_name, cfg)
     result = train(sae, data, cfg.train, run_dir=out / "run", progress=progress)
     sae.fold_input_scale()
+    if not ctx.is_main:
+        return sae, {}
     metrics = evaluate_sae(sae, model, store, progress=progress)
     metrics["training"] = {"config": cfg.to_dict(), "steps": result.step, "seconds": result.seconds, "history": result.history}
     save_sae(sae, out, metrics)

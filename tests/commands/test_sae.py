@@ -42,3 +42,14 @@ def test_bad_hook_and_bad_override_are_one_line_errors(tiny_ktheory_folder, tmp_
     assert main(["sae", "eval", "--sae", str(tmp_path / "nothing")]) == 2
     assert "no shipped SAE or SAE folder" in capsys.readouterr().err
 
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tiny_ktheory_folder, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = ["--model", str(tiny_ktheory_folder), "--device", "cuda"]
+    assert main(["sae", "train", *args, "--hook", "blocks.0.mlp.hook_post", "--out", str(tmp_path / "x")]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+    assert main(["sae", "eval", "--sae", "ktheory-small/blocks.0.mlp.hook_post", *args]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
