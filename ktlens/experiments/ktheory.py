@@ -52,6 +52,7 @@ class KTheoryPreset:
     description: str = ""
     label_order: str = "ascending"  # decoder writes n_1 first ("ascending") or n_L first ("descending")
     n1_from_order: bool = False  # answer n_1 = r(e-1) - sum_{i>=2} i n_i instead of the decoded n_1
+    scratch: tuple[str, ...] = ()  # values the decoder writes before the counts, e.g. ["re"] (a scratchpad)
 
     def __post_init__(self) -> None:
         if isinstance(self.grid, dict):
@@ -64,6 +65,9 @@ class KTheoryPreset:
             raise ValueError(f"KTheoryPreset.description must be a string, got {self.description!r}")
         if self.label_order not in LABEL_ORDERS:
             raise ValueError(f"KTheoryPreset.label_order must be one of {LABEL_ORDERS}, got {self.label_order!r}")
+        if not isinstance(self.scratch, (list, tuple)) or not all(isinstance(v, str) for v in self.scratch):
+            raise ValueError(f"KTheoryPreset.scratch must be a list of names, got {self.scratch!r}")
+        self.scratch = tuple(self.scratch)
         if not isinstance(self.n1_from_order, bool):
             raise ValueError(f"KTheoryPreset.n1_from_order must be true or false, got {self.n1_from_order!r}")
 
@@ -124,11 +128,15 @@ def get_preset(name: str) -> KTheoryPreset:
     return copy_of_preset(PRESETS, name, "K-theory")
 
 
-def task_spec_of(dataset: KTheoryDataset, label_order: str = "ascending", n1_from_order: bool = False) -> KTheoryTaskSpec:
-    """What a model must remember of its data: domain, vocabulary, split, label order, how n_1 is answered."""
-    spec = KTheoryTaskSpec.of_grid(dataset.spec, label_order, n1_from_order)
-    if spec.vocab != dataset.vocab:
-        raise ValueError(f"dataset vocabulary {dataset.vocab} disagrees with its grid's spec {spec.vocab}")
+def task_spec_of(
+    dataset: KTheoryDataset, label_order: str = "ascending", n1_from_order: bool = False, scratch: tuple[str, ...] = ()
+) -> KTheoryTaskSpec:
+    """What a model must remember of its data: domain, vocabulary, split, label order, how n_1 is answered,
+    the scratch values the decoder writes first."""
+    plain = KTheoryTaskSpec.of_grid(dataset.spec, label_order)
+    if plain.vocab != dataset.vocab:
+        raise ValueError(f"dataset vocabulary {dataset.vocab} disagrees with its grid's spec {plain.vocab}")
+    spec = KTheoryTaskSpec.of_grid(dataset.spec, label_order, n1_from_order, scratch)
     return spec
 
 
@@ -138,7 +146,9 @@ class KTheoryTrainData:
     def __init__(self, dataset: KTheoryDataset, model: KTheoryTransformer, eval_train_max: int = 4096):
         self.dataset = dataset
         self.tokens = model.pack(dataset.p, dataset.r, dataset.e, dataset.counts).cpu()
-        self.targets = torch.as_tensor(model.to_model_order(dataset.counts).copy(), dtype=torch.long)  # decoder order
+        self.targets = torch.as_tensor(  # scratch values, then the counts in decoder order
+            model.decoder_targets(dataset.p, dataset.r, dataset.e, dataset.counts), dtype=torch.long
+        )
         self.nontrivial = torch.as_tensor(~dataset.is_trivial)
         self.train_idx = torch.as_tensor(dataset.train_idx, dtype=torch.long)
         self.test_idx = torch.as_tensor(dataset.test_idx, dtype=torch.long)
@@ -167,16 +177,20 @@ class KTheoryTrainData:
 def sequence_metrics(
     model: KTheoryTransformer, tokens: Tensor, targets: Tensor, nontrivial: Tensor, batch_size: int = 4096
 ) -> dict[str, float]:
-    """Loss, token accuracy, teacher-forced and autoregressive exact match; each also over p <= r*e."""
+    """Loss, token accuracy, teacher-forced and autoregressive exact match; each also over p <= r*e.
+
+    The loss covers every decoder position (scratch values included); accuracy and exact match cover the
+    answer: the counts, as `generate` returns them (with n_1 from the order when the spec says so)."""
     losses, tok_ok, tf_ok, ar_ok = [], [], [], []
+    s = model.n_scratch
     for i in range(0, len(tokens), batch_size):
         tok, tgt = tokens[i : i + batch_size].to(model.device), targets[i : i + batch_size].to(model.device)
         logits = model(tok)
         losses.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none").mean(1))
-        pred = logits.argmax(-1)
-        tok_ok.append((pred == tgt).float().mean(1))
-        tf_ok.append((pred == tgt).all(1).float())
-        ar_ok.append((model.to_model_order(model.generate(tok[:, :3])) == tgt).all(1).float())
+        pred, want = logits.argmax(-1)[:, s:], tgt[:, s:]
+        tok_ok.append((pred == want).float().mean(1))
+        tf_ok.append((pred == want).all(1).float())
+        ar_ok.append((model.to_model_order(model.generate(tok[:, :3])) == want).all(1).float())
     cols = {"loss": losses, "token_acc": tok_ok, "tf_exact": tf_ok, "ar_exact": ar_ok}
     out = {}
     mask = nontrivial.to(model.device)
@@ -201,7 +215,7 @@ def build_preset(
     if seed is not None:
         preset = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=seed))
     dataset = build_dataset(preset.grid)
-    model = KTheoryTransformer.create(task_spec_of(dataset, preset.label_order, preset.n1_from_order), seed=preset.train.seed, **preset.model)
+    model = KTheoryTransformer.create(task_spec_of(dataset, preset.label_order, preset.n1_from_order, preset.scratch), seed=preset.train.seed, **preset.model)
     return preset, dataset, model
 
 

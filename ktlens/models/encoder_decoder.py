@@ -69,7 +69,7 @@ class KTheoryTransformer(HookedModel):
         expected = {
             "d_vocab": self.vocab.tgt_vocab,
             "d_vocab_out": self.vocab.max_count + 1,
-            "n_ctx": self.vocab.seq_len,
+            "n_ctx": self.vocab.dec_len,
             "d_vocab_src": self.vocab.src_vocab,
             "n_ctx_src": N_SRC,
         }
@@ -106,7 +106,18 @@ class KTheoryTransformer(HookedModel):
     # ----- the task, read from the spec ---------------------------------------------------------------
     @property
     def seq_len(self) -> int:
+        """Label length L (the counts n_1..n_L)."""
         return self.vocab.seq_len
+
+    @property
+    def n_scratch(self) -> int:
+        """Scratch values the decoder writes before the counts (`spec.scratch`, e.g. r*e); usually 0."""
+        return self.vocab.n_scratch
+
+    @property
+    def dec_len(self) -> int:
+        """Decoder positions: n_scratch + L."""
+        return self.vocab.dec_len
 
     @property
     def max_count(self) -> int:
@@ -203,14 +214,17 @@ class KTheoryTransformer(HookedModel):
 
     # ----- reading the packed layout ------------------------------------------------------------------
     def count_index(self, position: int) -> int:
-        """i of the count n_i that decoder position `position` (0..L-1) predicts."""
-        if not 0 <= position < self.seq_len:
-            raise ValueError(f"decoder position {position} is outside 0..{self.seq_len - 1}")
-        return position + 1 if self.label_order == "ascending" else self.seq_len - position
+        """i of the count n_i that decoder position `position` predicts (positions 0..n_scratch-1, if any,
+        predict scratch values and have none)."""
+        if not self.n_scratch <= position < self.dec_len:
+            raise ValueError(f"decoder position {position} is outside the count positions {self.n_scratch}..{self.dec_len - 1}")
+        k = position - self.n_scratch
+        return k + 1 if self.label_order == "ascending" else self.seq_len - k
 
     def position_labels(self) -> list[str]:
-        """What each decoder position predicts, in the model's order (descending: ["n_9", ..., "n_1"])."""
-        return [f"n_{self.count_index(k)}" for k in range(self.seq_len)]
+        """What each decoder position predicts, in the model's order (descending: ["n_9", ..., "n_1"],
+        after the scratch names, e.g. "re", when the decoder writes scratch values first)."""
+        return list(self.spec.scratch) + [f"n_{self.count_index(k)}" for k in range(self.n_scratch, self.dec_len)]
 
     def to_str_tokens(self, tokens: Any) -> list[str] | list[list[str]]:
         """Readable packed tokens: `p=3 r=4 e=9 BOS n_9=0 ... n_2=5` (decoder inputs named by the count
@@ -218,8 +232,8 @@ class KTheoryTransformer(HookedModel):
         ids = torch.as_tensor(tokens)
         if ids.ndim == 2:
             return [self.to_str_tokens(row) for row in ids]
-        if ids.ndim != 1 or not N_SRC < len(ids) <= N_SRC + self.seq_len:
-            raise ValueError(f"tokens must have shape [3 + k] or [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(ids.shape)}")
+        if ids.ndim != 1 or not N_SRC < len(ids) <= N_SRC + self.dec_len:
+            raise ValueError(f"tokens must have shape [3 + k] or [batch, 3 + k] with 1 <= k <= {self.dec_len}, got {tuple(ids.shape)}")
         values = [int(t) for t in ids]
         out = [f"{name}={v}" for name, v in zip("pre", values[:N_SRC])]
         for j, v in enumerate(values[N_SRC:]):
@@ -237,7 +251,7 @@ class KTheoryTransformer(HookedModel):
         cfg = ModelConfig(
             d_vocab=vocab.tgt_vocab,
             d_vocab_out=vocab.max_count + 1,
-            n_ctx=vocab.seq_len,
+            n_ctx=vocab.dec_len,
             d_vocab_src=vocab.src_vocab,
             n_ctx_src=N_SRC,
             **model_kwargs,
@@ -246,9 +260,9 @@ class KTheoryTransformer(HookedModel):
 
     def forward(self, tokens: Int[Tensor, "..."]) -> Float[Tensor, "batch pos d_vocab_out"]:  # [batch, 3 + pos], else ValueError
         """Packed tokens `[p, r, e, BOS, n_1, ..., n_{L-1}]` (or a shorter decoder prefix) -> logits."""
-        if tokens.ndim != 2 or not N_SRC < tokens.shape[1] <= N_SRC + self.seq_len:
+        if tokens.ndim != 2 or not N_SRC < tokens.shape[1] <= N_SRC + self.dec_len:
             raise ValueError(
-                f"tokens must have shape [batch, 3 + k] with 1 <= k <= {self.seq_len}, got {tuple(tokens.shape)}"
+                f"tokens must have shape [batch, 3 + k] with 1 <= k <= {self.dec_len}, got {tuple(tokens.shape)}"
             )
         src, tgt = tokens[:, :N_SRC], tokens[:, N_SRC:]
         check_token_ids(src, self.vocab.src_vocab, "source")
@@ -312,17 +326,25 @@ class KTheoryTransformer(HookedModel):
         counts = np.asarray(counts)[:, : self.seq_len]
         if counts.shape[-1] < self.seq_len:  # a shorter label: the missing counts are 0
             counts = np.pad(counts, ((0, 0), (0, self.seq_len - counts.shape[-1])))
-        dec = self.vocab.decoder_input(self.to_model_order(counts))
+        dec = self.vocab.decoder_input(self.to_model_order(counts), self.spec.scratch_values(p, r, e))
         return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
+
+    def decoder_targets(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """What each decoder position should predict: the scratch values (if any), then the counts in the
+        decoder's order; `[batch, n_scratch + L]`."""
+        counts = np.asarray(counts)[:, : self.seq_len]
+        if counts.shape[-1] < self.seq_len:
+            counts = np.pad(counts, ((0, 0), (0, self.seq_len - counts.shape[-1])))
+        return self.vocab.decoder_target(np.ascontiguousarray(self.to_model_order(counts)), self.spec.scratch_values(p, r, e))
 
     @torch.no_grad()
     def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:
         """Greedy autoregressive decoding of all L counts, returned as [n_1, ..., n_L] in either label order."""
         tokens = torch.cat([src, torch.full((len(src), 1), self.vocab.bos, device=src.device)], dim=1)
-        for _ in range(self.seq_len):
+        for _ in range(self.dec_len):
             next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, next_tok], dim=1)
-        counts = self.to_model_order(tokens[:, N_SRC + 1 :])
+        counts = self.to_model_order(tokens[:, N_SRC + 1 + self.n_scratch :])
         if self.spec.n1_from_order:  # n_1 from sum_i i n_i = r (e - 1), not from the decoder
             levels = torch.arange(1, self.seq_len + 1, device=counts.device)
             order = src[:, 1] * (src[:, 2] - 1)

@@ -152,8 +152,14 @@ class KTheoryVocab:
     """Token ids for the source triple and the target count sequence (see module docstring)."""
 
     src_vocab: int  # max(max_prime, r_max, e_max) + 1; source token id = the integer itself
-    max_count: int  # largest count in the grid's labels; counts 0..max_count are target ids
+    max_count: int  # largest count in the grid's labels (or scratch value); 0..max_count are target ids
     seq_len: int  # label length L
+    n_scratch: int = 0  # values the decoder writes before the counts (e.g. r*e); decoder length n_scratch + L
+
+    @property
+    def dec_len(self) -> int:
+        """Decoder positions: the scratch values, then the L counts."""
+        return self.n_scratch + self.seq_len
 
     @property
     def bos(self) -> int:
@@ -191,15 +197,29 @@ class KTheoryVocab:
             )
         return src
 
-    def decoder_input(self, counts) -> np.ndarray:
-        """``[bos, n_1, ..., n_{L-1}]`` for counts of shape ``[..., L]``."""
-        counts = self._check_counts(counts)
-        bos = np.full(counts.shape[:-1] + (1,), self.bos, dtype=np.int64)
-        return np.concatenate([bos, counts[..., :-1]], axis=-1)
+    def decoder_input(self, counts, scratch=None) -> np.ndarray:
+        """``[bos, n_1, ..., n_{L-1}]`` for counts of shape ``[..., L]``; with scratch values ``[..., S]``
+        (``S = n_scratch``) ``[bos, s_1, ..., s_S, n_1, ..., n_{L-1}]``."""
+        seq = self.decoder_target(counts, scratch)
+        bos = np.full(seq.shape[:-1] + (1,), self.bos, dtype=np.int64)
+        return np.concatenate([bos, seq[..., :-1]], axis=-1)
 
-    def decoder_target(self, counts) -> np.ndarray:
-        """``[n_1, ..., n_L]`` (the counts themselves, checked against the vocabulary)."""
-        return self._check_counts(counts).copy()
+    def decoder_target(self, counts, scratch=None) -> np.ndarray:
+        """``[s_1, ..., s_S, n_1, ..., n_L]``: the scratch values (none when ``n_scratch`` is 0), then the
+        counts, each checked against the vocabulary."""
+        counts = self._check_counts(counts)
+        if not self.n_scratch:
+            if scratch is not None and np.asarray(scratch).shape[-1] != 0:
+                raise ValueError("this vocabulary has no scratch values")
+            return counts.copy()
+        if scratch is None:
+            raise ValueError(f"this vocabulary needs {self.n_scratch} scratch value(s) before the counts")
+        scratch = np.asarray(scratch)
+        if scratch.shape != counts.shape[:-1] + (self.n_scratch,):
+            raise ValueError(f"scratch values must have shape {counts.shape[:-1] + (self.n_scratch,)}, got {scratch.shape}")
+        if scratch.size and (scratch.min() < 0 or scratch.max() > self.max_count):
+            raise ValueError(f"scratch values outside 0..{self.max_count}")
+        return np.concatenate([scratch.astype(np.int64), counts], axis=-1)
 
     def decode_counts(self, tokens) -> list[int]:
         """Token sequence -> label with trailing zeros cut.

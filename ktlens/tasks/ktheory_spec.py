@@ -25,9 +25,10 @@ from ktlens.tasks.ktheory import is_prime, sequence_length
 from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab, domain_label_shape
 from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys
 
-__all__ = ["LABEL_ORDERS", "KTheoryTaskSpec", "domain_max_count"]
+__all__ = ["LABEL_ORDERS", "SCRATCH_VARIABLES", "KTheoryTaskSpec", "domain_max_count"]
 
 LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
+SCRATCH_VARIABLES = ("re",)  # values the decoder may write before the counts (a scratchpad), in this order
 MAX_DOMAIN = 10**7  # triples: five times the reference grid; bounds the work of deriving max_count
 TASK = "ktheory"
 
@@ -63,6 +64,7 @@ class KTheoryTaskSpec:
     max_count: int | None = None  # largest count in the domain; derived (None: computed)
     re_max: int = 0  # > 0: the domain keeps only r * e <= re_max
     n1_from_order: bool = False  # answers take n_1 = r(e-1) - sum_{i>=2} i n_i (the order) instead of the decoded n_1
+    scratch: tuple[str, ...] = ()  # intermediate values the decoder writes before the counts (SCRATCH_VARIABLES)
 
     def __post_init__(self) -> None:
         primes = self.primes
@@ -82,6 +84,11 @@ class KTheoryTaskSpec:
             raise FieldError("re_max", self.re_max, f"must be 0 (no bound) or >= max(r_max, e_max) = {max(self.r_max, self.e_max)}")
         check_choice("label_order", self.label_order, LABEL_ORDERS)
         check_bool("n1_from_order", self.n1_from_order)
+        if not isinstance(self.scratch, (list, tuple)) or any(v not in SCRATCH_VARIABLES for v in self.scratch):
+            raise FieldError("scratch", self.scratch, f"must be a list of names from {SCRATCH_VARIABLES}")
+        if list(self.scratch) != [v for v in SCRATCH_VARIABLES if v in self.scratch]:
+            raise FieldError("scratch", self.scratch, f"must list distinct names in the order {SCRATCH_VARIABLES}")
+        object.__setattr__(self, "scratch", tuple(self.scratch))
         size = len(primes) * self.r_max * self.e_max
         if size > MAX_DOMAIN:
             name = "r_max" if self.r_max >= self.e_max else "e_max"
@@ -102,7 +109,7 @@ class KTheoryTaskSpec:
                     )
         for name, derived in (
             ("seq_len", domain_seq_len(list(primes), self.r_max, self.e_max, self.re_max)),
-            ("max_count", domain_max_count(list(primes), self.r_max, self.e_max, self.re_max)),
+            ("max_count", max(domain_max_count(list(primes), self.r_max, self.e_max, self.re_max), self._scratch_max())),
         ):
             stored = getattr(self, name)
             if stored is None:
@@ -116,7 +123,21 @@ class KTheoryTaskSpec:
     @property
     def vocab(self) -> KTheoryVocab:
         """Token ids of the source triple and the count sequence."""
-        return KTheoryVocab(src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len)
+        return KTheoryVocab(
+            src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len, n_scratch=len(self.scratch)
+        )
+
+    def _scratch_max(self) -> int:
+        """Largest scratch value over the domain (0 without a scratchpad)."""
+        if "re" not in self.scratch:
+            return 0
+        return min(self.r_max * self.e_max, self.re_max) if self.re_max else self.r_max * self.e_max
+
+    def scratch_values(self, p: Any, r: Any, e: Any) -> np.ndarray:
+        """The scratch values of each triple, ``[N, len(scratch)]`` (int64), in the order of ``scratch``."""
+        columns = {"re": lambda: np.asarray(r, dtype=np.int64) * np.asarray(e, dtype=np.int64)}
+        n = np.broadcast(np.asarray(p), np.asarray(r), np.asarray(e)).shape
+        return np.stack([columns[v]() for v in self.scratch], axis=-1) if self.scratch else np.zeros(n + (0,), np.int64)
 
     @property
     def src_vocab(self) -> int:
@@ -124,11 +145,13 @@ class KTheoryTaskSpec:
         return max(max(self.primes), self.r_max, self.e_max) + 1
 
     @classmethod
-    def of_grid(cls, grid: KTheoryGridSpec, label_order: str, n1_from_order: bool = False) -> KTheoryTaskSpec:
+    def of_grid(
+        cls, grid: KTheoryGridSpec, label_order: str, n1_from_order: bool = False, scratch: tuple[str, ...] = ()
+    ) -> KTheoryTaskSpec:
         """The spec of a model trained on `grid`."""
         return cls(
             primes=tuple(grid.prime_list()), r_max=grid.r_max, e_max=grid.e_max, label_order=label_order, grid=grid,
-            re_max=grid.re_max, n1_from_order=n1_from_order,
+            re_max=grid.re_max, n1_from_order=n1_from_order, scratch=tuple(scratch),
         )
 
     # ----- JSON --------------------------------------------------------------------------------------
@@ -147,6 +170,8 @@ class KTheoryTaskSpec:
             d["re_max"] = self.re_max
         if self.n1_from_order:
             d["n1_from_order"] = True
+        if self.scratch:
+            d["scratch"] = list(self.scratch)
         if self.grid is not None:
             d["grid"] = self.grid.to_dict()
         return d
@@ -160,7 +185,7 @@ class KTheoryTaskSpec:
         (recomputed from the domain, as training computed them), ``grid`` (only the split is then
         unknown; the domain and every answer are the same).
         """
-        known = ("task", "primes", "r_max", "e_max", "seq_len", "max_count", "grid", "label_order", "re_max", "n1_from_order")
+        known = ("task", "primes", "r_max", "e_max", "seq_len", "max_count", "grid", "label_order", "re_max", "n1_from_order", "scratch")
         data = check_keys(data, known, ("primes", "r_max", "e_max", "label_order"), what="task_spec fields")
         if data.get("task", TASK) != TASK:
             raise FieldError("task", data["task"], f"must be {TASK!r}")
@@ -188,6 +213,7 @@ class KTheoryTaskSpec:
             max_count=data.get("max_count"),
             re_max=data.get("re_max", 0),
             n1_from_order=data.get("n1_from_order", False),
+            scratch=data.get("scratch", ()),
         )
 
     @classmethod

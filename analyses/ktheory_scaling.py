@@ -1,0 +1,112 @@
+"""K-theory held-out exact match against training steps and training triples per prime, with fitted trends.
+
+    python analyses/ktheory_scaling.py --runs RUN [RUN ...] [--baseline ktheory-small] \
+        --out docs/results/ktheory_scaling
+
+Each RUN is a folder written by `ktlens train ktheory ... --out RUN` (finished or interrupted: the
+history of evaluations is read from `RUN/model/history.json` or `RUN/checkpoint/train_state.json`).
+For each run it prints held-out autoregressive exact match (all, non-trivial p <= r e, and p <= 7) at
+every evaluation, fits the held-out error against steps as err = a * steps^-b over the second half of
+training, and, across runs that differ only in `grid.train_fraction`, the final error against training
+triples per prime as err = a * n^-b. Both fits say what they predict for an error of 0.05 (the 0.95
+goal). For finished runs the final model is also scored per prime (p = 2, 3, 5, 7 each) beside the
+baseline model. Writes OUT.json and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ktlens import load_pretrained
+from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
+
+GOAL_ERROR = 0.05
+
+
+def read_history(run: Path) -> tuple[list[dict], dict]:
+    """Evaluation records and the preset config of a run folder (finished or not)."""
+    if (run / "model" / "history.json").is_file():
+        history = json.loads((run / "model" / "history.json").read_text())
+        config = json.loads((run / "model" / "metrics.json").read_text())["preset_config"]
+        return history, config
+    state = json.loads((run / "checkpoint" / "train_state.json").read_text())
+    return state["history"], {"train": state["train_config"]}
+
+
+def power_fit(x: np.ndarray, err: np.ndarray) -> dict[str, float] | None:
+    """err = a * x^-b by least squares in log-log space; None with fewer than 2 usable points."""
+    keep = (x > 0) & (err > 0)
+    if keep.sum() < 2:
+        return None
+    slope, intercept = np.polyfit(np.log(x[keep]), np.log(err[keep]), 1)
+    a, b = float(np.exp(intercept)), float(-slope)
+    at_goal = float((a / GOAL_ERROR) ** (1 / b)) if b > 0 else float("inf")
+    return {"a": a, "b": b, "x_at_error_0.05": at_goal}
+
+
+@torch.no_grad()
+def per_prime(model_dir: str) -> dict[str, float]:
+    """Held-out autoregressive exact match overall, non-trivial, p <= 7 and for p = 2, 3, 5, 7."""
+    model = load_pretrained(model_dir)
+    model.eval()
+    ds = build_dataset(KTheoryGridSpec.from_dict(model.task_spec["grid"]))
+    idx = ds.test_idx
+    src = torch.as_tensor(np.stack([ds.p[idx], ds.r[idx], ds.e[idx]], 1))
+    pred = np.concatenate([model.generate(chunk).numpy() for chunk in src.split(4096)])
+    ok = (pred == ds.counts[idx]).all(1)
+    p = ds.p[idx]
+    out = {"held_out": float(ok.mean()), "held_out_nontrivial": float(ok[~ds.is_trivial[idx]].mean()),
+           "held_out_p_le_7": float(ok[p <= 7].mean()), "n_held_out": int(len(idx)),
+           "train_triples_per_prime": len(ds.train_idx) / len(ds.spec.prime_list())}
+    out.update({f"p={q}": float(ok[p == q].mean()) for q in (2, 3, 5, 7) if (p == q).any()})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", nargs="+", required=True)
+    ap.add_argument("--baseline", default="ktheory-small")
+    ap.add_argument("--out", default="docs/results/ktheory_scaling")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    report: dict = {"goal_error": GOAL_ERROR, "runs": {}, "baseline": {args.baseline: per_prime(args.baseline)}}
+    print(f"baseline {args.baseline}: {report['baseline'][args.baseline]}")
+    for run in map(Path, args.runs):
+        history, config = read_history(run)
+        steps = np.array([h["step"] for h in history], dtype=float)
+        held = np.array([h["test_ar_exact"] for h in history])
+        entry = {
+            "config": config,
+            "steps": steps.tolist(),
+            "held_out": held.tolist(),
+            "held_out_nontrivial": [h.get("test_ar_exact_nontrivial") for h in history],
+            "train_ar_exact": [h.get("train_ar_exact") for h in history],
+        }
+        second_half = steps >= steps.max() / 2
+        entry["fit_vs_steps"] = power_fit(steps[second_half], 1 - held[second_half])
+        if (run / "model" / "config.json").is_file():
+            entry["final"] = per_prime(str(run / "model"))
+        report["runs"][run.name] = entry
+        print(f"{run.name}: held-out {held[-1]:.4f} at step {int(steps[-1])}; fit vs steps {entry['fit_vs_steps']}")
+        print("  " + ", ".join(f"{int(s)}: {h:.3f}" for s, h in zip(steps, held)))
+        if "final" in entry:
+            print(f"  final: {entry['final']}")
+    finals = [e["final"] for e in report["runs"].values() if "final" in e]
+    if len({round(f["train_triples_per_prime"]) for f in finals}) >= 2:
+        n = np.array([f["train_triples_per_prime"] for f in finals])
+        err = 1 - np.array([f["held_out"] for f in finals])
+        report["fit_vs_triples_per_prime"] = power_fit(n, err)
+        print(f"fit vs training triples per prime: {report['fit_vs_triples_per_prime']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
