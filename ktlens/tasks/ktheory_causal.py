@@ -25,6 +25,10 @@ values they take on source inputs. Conventions, all from the definition above:
 * ``capped`` set to ``c`` changes ``n_u`` by ``c - capped`` (for ``u >= 1``; with ``u = 0`` the capped
   summands are dropped and the output does not change); it is applied after ``u, e', re``.
 * ``n_k`` set to the source's ``n_k`` replaces that count (applied last, over everything upstream).
+* ``causal_model="order"`` is the variant that agrees with Algorithm 1 on every real input and differs under
+  interventions: ``n_2, n_3, ...`` as above, but ``n_1 = r (e - 1) - sum_{k >= 2} k n_k`` (the order identity
+  ``sum_k k n_k = r (e - 1)``, with ``r (e - 1)`` from the base's inputs, not intervened). A network that
+  writes n_1 last (descending label order) can compute it this way.
 * A counterfactual that needs a count at a level beyond ``length``, or a negative count (``capped`` set
   below ``capped - (H_u - G_u)``, impossible by construction since both parts are counts), raises ValueError.
 """
@@ -39,9 +43,11 @@ from jaxtyping import Bool, Int
 
 from ktlens.tasks import ktheory as kt
 
-__all__ = ["UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
+__all__ = ["CAUSAL_MODELS", "UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
            "capped_from", "counterfactual", "changes_answer", "max_level"]
 
+#: "algorithm1": n_1 from the definition; "order": n_1 from the order identity (module docstring).
+CAUSAL_MODELS = ("algorithm1", "order")
 #: Intermediates the counts are computed from (set as numbers).
 UPSTREAM = ("u", "e_prime", "re")
 #: Variables an intervention can set: the upstream ones, the capped count, and n_k for k = 1, 2, ...
@@ -133,13 +139,16 @@ def max_level(counts: np.ndarray) -> Int[np.ndarray, "n"]:
     return np.where(nz.any(1), counts.shape[1] - np.argmax(nz[:, ::-1], axis=1), 0)
 
 
-def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None,
-                   length: int | None = None) -> Int[np.ndarray, "n length"]:
+def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None, length: int | None = None,
+                   causal_model: str = "algorithm1", allow_negative: bool = False) -> Int[np.ndarray, "n length"]:
     """The label of each base triple with the variables named in ``sources`` set to the values they take on
     the matching source triples (``{"u": (p', r', e'), ...}``; conventions in the module docstring).
 
     ``counterfactual(base)`` (no intervention) is the closed form ``summand_count_table``. ValueError naming an
-    unknown variable, a source of another length, or a result longer than ``length``."""
+    unknown variable, a source of another length, or a result longer than ``length`` (or with a negative count,
+    unless ``allow_negative``)."""
+    if causal_model not in CAUSAL_MODELS:
+        raise ValueError(f"causal_model={causal_model!r} must be one of {CAUSAL_MODELS}")
     sources = dict(sources or {})
     for name in sources:
         check_variable(name)
@@ -155,6 +164,7 @@ def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None,
     up = {k: (src_vals[k][k] if k in src_vals else base_vals[k]) for k in UPSTREAM}
     counts = counts_from(p, up["u"], up["e_prime"], up["re"])
     ks = [int(k[2:]) for k in sources if k.startswith("n_")]
+    src_counts = {k: counterfactual(sources[f"n_{k}"]) for k in ks}
     width = max([counts.shape[1], int(up["u"].max(initial=0))] + ks)
     counts = np.pad(counts, ((0, 0), (0, width - counts.shape[1])))
     if "capped" in sources:
@@ -164,18 +174,24 @@ def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None,
         old = capped_from(p, up["u"], up["e_prime"], up["re"])
         rows = np.flatnonzero(up["u"] >= 1)
         counts[rows, up["u"][rows] - 1] += new[rows] - old[rows]
+    if causal_model == "order":
+        r_arr = np.atleast_1d(np.asarray(base[1], dtype=np.int64))
+        e_arr = np.atleast_1d(np.asarray(base[2], dtype=np.int64))
+        k = np.arange(2, width + 1)
+        counts[:, 0] = r_arr * (e_arr - 1) - (counts[:, 1:] * k).sum(1)
     for k in ks:
-        counts[:, k - 1] = _fit_length(counterfactual(sources[f"n_{k}"]), max(width, k))[:, k - 1]
-    if (counts < 0).any():
+        c = src_counts[k]
+        counts[:, k - 1] = c[:, k - 1] if c.shape[1] >= k else 0
+    if not allow_negative and (counts < 0).any():
         raise ValueError(f"the counterfactual of row {int(np.argwhere(counts < 0)[0, 0])} has a negative count")
     return _fit_length(counts, length)
 
 
-def changes_answer(variable: str, base: Triples, source: Triples) -> Bool[np.ndarray, "n"]:
+def changes_answer(variable: str, base: Triples, source: Triples, causal_model: str = "algorithm1") -> Bool[np.ndarray, "n"]:
     """Whether setting ``variable`` to its value on ``source`` changes each base triple's label."""
     check_variable(variable)
     before = counterfactual(base)
-    after = counterfactual(base, {variable: source})
+    after = counterfactual(base, {variable: source}, causal_model=causal_model, allow_negative=True)
     width = max(before.shape[1], after.shape[1])
     pad = lambda x: np.pad(x, ((0, 0), (0, width - x.shape[1])))  # noqa: E731
     return (pad(before) != pad(after)).any(1)
