@@ -86,8 +86,9 @@ def default_locations(model) -> list[Location]:
 
 
 @torch.no_grad()
-def exact_triples(model, batch_size: int = 2048) -> np.ndarray:
-    """``[N, 3]``: every (p, r, e) of the model's domain it labels exactly (teacher-forced argmax)."""
+def exact_triples(model, batch_size: int = 2048, min_count: int = 64) -> np.ndarray:
+    """``[N, 3]``: every (p, r, e) of the model's domain it labels exactly (teacher-forced argmax); the whole
+    domain when fewer than ``min_count`` are exact (an untrained model)."""
     p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
     keep = []
     for s in range(0, len(p), batch_size):
@@ -97,6 +98,8 @@ def exact_triples(model, batch_size: int = 2048) -> np.ndarray:
         target = torch.as_tensor(np.ascontiguousarray(model.to_model_order(counts)))
         keep.append((model(tokens).argmax(-1) == target).all(1).numpy())
     keep = np.concatenate(keep)
+    if keep.sum() < min_count:
+        keep[:] = True
     return np.stack([p, r, e], axis=1)[keep]
 
 
@@ -115,7 +118,7 @@ class PairSet:
         return len(self.base)
 
 
-def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, same_prime: bool = True,
+def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, same_prime: bool | str = True,
                  causal_model: str = "algorithm1") -> PairSet:
     """``n`` pairs from ``triples`` whose counterfactual fits the model's labels, answer-changing ones first.
     ``same_prime``: each source has the base's p (u and e' are defined relative to p); ``"isolate"``: the
@@ -213,7 +216,7 @@ class _Data:
 
 
 def _data(model, variable: str, n_train: int, n_test: int, seed: int, triples: np.ndarray | None,
-          same_prime: bool = True, causal_model: str = "algorithm1") -> _Data:
+          same_prime: bool | str = True, causal_model: str = "algorithm1") -> _Data:
     triples = exact_triples(model) if triples is None else triples
     perm = np.random.default_rng(seed).permutation(len(triples))
     half = len(triples) // 2
@@ -234,7 +237,7 @@ def _fit_and_score(model, loc: Location, data: _Data, cfg: FitConfig, progress: 
 
 def das(model, variable: str, location: Location | str, cfg: FitConfig | None = None, n_train: int = 2048,
         n_test: int = 512, random_model=None, triples: np.ndarray | None = None, progress: bool = True,
-        data: _Data | None = None, same_prime: bool = True, causal_model: str = "algorithm1") -> DASReport:
+        data: _Data | None = None, same_prime: bool | str = True, causal_model: str = "algorithm1") -> DASReport:
     """Fit DAS for ``variable`` at ``location`` and score it and its controls on held-out pairs.
 
     ``random_model``: a model of the same config (``random_model_like``) for the random-model control (None:
