@@ -44,22 +44,25 @@ def das_heatmap(records: Sequence[Mapping], title: str = "DAS: interchange-inter
 
 def dose_figure(curves: Sequence[Mapping], position_labels: Sequence[str], title: str) -> go.Figure:
     """Left: the mean shift of the n_1 prediction against delta, per direction, beside the causal model's
-    prediction (shift = delta); right: the mean |logit change| per decoder position. ``curves``:
+    prediction (shift = delta); right: the mean |logit change| at the n_1 position and the largest at any other. ``curves``:
     ``DoseCurve.to_dict()`` rows."""
     if not curves:
         raise ValueError("no dose-response curves to plot")
     fig = make_subplots(rows=1, cols=2, subplot_titles=["shift of the predicted n_1 (argmax)",
-                                                        "mean |logit change| per decoder position"])
+                                                        "mean |logit change| (over examples and count tokens)"])
     deltas = curves[0]["deltas"]
     fig.add_trace(go.Scatter(x=deltas, y=curves[0]["causal_shift"], name="causal model (Algorithm 1): shift = delta",
                              mode="lines", line={"dash": "dash", "color": "black"}), row=1, col=1)
     for c in curves:
-        name = f"{c['method']} direction at {c['hook']} (fit R^2 {c['r2']:.2f})"
+        name = f"{c['method']} direction (in-sample R^2 of N {c['r2']:.2f})"
         fig.add_trace(go.Scatter(x=c["deltas"], y=c["mean_shift"], name=name, mode="lines+markers"), row=1, col=1)
         change = np.asarray(c["logit_change"])
-        for j, label in enumerate(position_labels):
-            fig.add_trace(go.Scatter(x=c["deltas"], y=change[:, j], mode="lines",
-                                     name=f"{c['method']}: {label}", showlegend=True), row=1, col=2)
+        j = c["position"]
+        others = np.delete(change, j, axis=1).max(1) if change.shape[1] > 1 else np.zeros(len(change))
+        fig.add_trace(go.Scatter(x=c["deltas"], y=change[:, j], mode="lines+markers",
+                                 name=f"{c['method']}: at the {position_labels[j]} position"), row=1, col=2)
+        fig.add_trace(go.Scatter(x=c["deltas"], y=others, mode="lines", line={"dash": "dot"},
+                                 name=f"{c['method']}: largest at any other position"), row=1, col=2)
     fig.update_xaxes(title_text="delta = N_intervened - N_true", row=1, col=1)
     fig.update_xaxes(title_text="delta = N_intervened - N_true", row=1, col=2)
     fig.update_yaxes(title_text="mean shift of the n_1 prediction", row=1, col=1)
