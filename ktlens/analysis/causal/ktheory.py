@@ -1,0 +1,268 @@
+"""DAS on the K-theory transformer: locations, answer-changing pairs from the causal model, one fit with controls.
+
+A location is a hook and a set of its positions: ``hook_src`` (the embedded source the cross-attention reads)
+at ``src`` (p, r and e) or one of ``p``, ``r``, ``e``; a decoder hook at ``bos`` (position 0), ``labels``
+(positions 1..L-1) or ``all``. The same subspace is swapped at every position of the set, each position taking
+the source's activation at that position.
+
+Pairs: bases and sources are triples the model labels exactly (teacher forced); the base runs with the causal
+model's counterfactual label as decoder input (teacher forcing on the counterfactual) and is scored on every
+position of it; the source runs on its own label. Pairs whose swap changes the answer are taken first
+(``answer_changing_share`` of the pairs used; ``natural_share``: of uniformly drawn pairs). Training and
+held-out pairs come from disjoint halves of the triples.
+
+Controls (same pairs, same rank): a random subspace, a norm-matched placebo (moves each base as far as the
+learned interchange does, inside a random subspace), the base run with no swap, and the same search on a
+randomly initialised model of the same config.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from transformer_lens.tools.analysis.interchange import NormMatchedPlacebo, SubspaceInterchange, random_basis
+
+from ktlens.analysis.causal.interchange import FitConfig, collect, fit_subspace, interchange_accuracy
+from ktlens.tasks import ktheory_causal as kc
+
+__all__ = ["Location", "default_locations", "parse_location", "position_indices", "exact_triples", "PairSet",
+           "sample_pairs", "pair_tokens", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
+
+SRC_POSITIONS = {"src": (0, 1, 2), "p": (0,), "r": (1,), "e": (2,)}
+DECODER_POSITIONS = ("bos", "labels", "all")
+SRC_HOOKS = ("hook_src", "hook_src_embed", "hook_src_pos_embed")
+
+
+def DEFAULT_VARIABLES(model) -> list[str]:
+    """u, e', re, capped and every n_k the model writes."""
+    return ["u", "e_prime", "re", "capped"] + [f"n_{k}" for k in range(1, model.seq_len + 1)]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A hook and the set of its positions the subspace is swapped at (module docstring)."""
+
+    hook: str
+    positions: str = "all"
+
+    @property
+    def label(self) -> str:
+        return f"{self.hook}@{self.positions}"
+
+
+def parse_location(text: str) -> Location:
+    """``HOOK`` or ``HOOK@POSITIONS`` (default positions: ``src`` for source hooks, ``all`` otherwise)."""
+    hook, _, pos = str(text).partition("@")
+    return Location(hook, pos or ("src" if hook in SRC_HOOKS else "all"))
+
+
+def position_indices(model, loc: Location) -> tuple[int, ...]:
+    """Indices of the location's positions; ValueError naming an unknown hook or position set."""
+    if loc.hook not in model.hook_dict:
+        raise ValueError(f"hook {loc.hook!r} does not exist in this model")
+    if loc.hook in SRC_HOOKS:
+        if loc.positions not in SRC_POSITIONS:
+            raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {sorted(SRC_POSITIONS)}")
+        return SRC_POSITIONS[loc.positions]
+    if loc.hook.endswith(("hook_pattern", "hook_attn_scores", "hook_scale")) or ".hook_" not in loc.hook and "hook_" not in loc.hook:
+        raise ValueError(f"hook {loc.hook!r} is not a [batch, pos, d] activation")
+    if loc.positions not in DECODER_POSITIONS:
+        raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {DECODER_POSITIONS}")
+    L = model.seq_len
+    return {"bos": (0,), "labels": tuple(range(1, L)), "all": tuple(range(L))}[loc.positions]
+
+
+def default_locations(model) -> list[Location]:
+    """The source embedding (all three positions), and per block the residual after cross-attention, the MLP
+    hidden layer and the residual after the MLP, each at BOS and at every decoder position."""
+    out = [Location("hook_src", "src")]
+    for l in range(model.cfg.n_layers):
+        for hook in (f"blocks.{l}.hook_resid_mid_cross", f"blocks.{l}.mlp.hook_post", f"blocks.{l}.hook_resid_post"):
+            out += [Location(hook, "bos"), Location(hook, "all")]
+    return out
+
+
+@torch.no_grad()
+def exact_triples(model, batch_size: int = 2048, min_count: int = 64) -> np.ndarray:
+    """``[N, 3]``: every (p, r, e) of the model's domain it labels exactly (teacher-forced argmax); the whole
+    domain when fewer than ``min_count`` are exact (an untrained model)."""
+    p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
+    keep = []
+    for s in range(0, len(p), batch_size):
+        sl = slice(s, s + batch_size)
+        tokens = model.make_batch(p[sl], r[sl], e[sl])
+        counts = kc.counterfactual((p[sl], r[sl], e[sl]), length=model.seq_len)
+        target = torch.as_tensor(np.ascontiguousarray(model.to_model_order(counts)))
+        keep.append((model(tokens).argmax(-1) == target).all(1).numpy())
+    keep = np.concatenate(keep)
+    if keep.sum() < min_count:
+        keep[:] = True
+    return np.stack([p, r, e], axis=1)[keep]
+
+
+@dataclass
+class PairSet:
+    """Base and source triples ``[n, 3]``, the counterfactual labels ``[n, L]`` (natural order), whether each
+    swap changes the answer, and the share of answer-changing pairs among uniformly drawn valid pairs."""
+
+    base: np.ndarray
+    source: np.ndarray
+    counts: np.ndarray
+    changing: np.ndarray
+    natural_share: float
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
+def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, same_prime: bool | str = True,
+                 causal_model: str = "algorithm1") -> PairSet:
+    """``n`` pairs from ``triples`` whose counterfactual fits the model's labels, answer-changing ones first.
+    ``same_prime``: each source has the base's p (u and e' are defined relative to p); ``"isolate"``: the
+    source also has the base's value of every other upstream variable (of u: e' and re), so the swap moves the
+    variable alone and the counterfactual is the label of a real triple."""
+    kc.check_variable(variable)
+    rng = np.random.default_rng(seed)
+    m = max(8 * n, 256)
+    base = triples[rng.integers(len(triples), size=m)]
+    if same_prime is True or same_prime == "isolate":
+        key = triples[:, :1]
+        if same_prime == "isolate":  # the source also shares every other upstream parent of the counts
+            if variable not in kc.UPSTREAM:
+                raise ValueError(f"isolating pairs are defined for {kc.UPSTREAM}, not {variable!r}")
+            vals = kc.intermediates(triples[:, 0], triples[:, 1], triples[:, 2])
+            key = np.stack([triples[:, 0]] + [vals[k] for k in kc.UPSTREAM if k != variable], axis=1)
+        _, group = np.unique(key, axis=0, return_inverse=True)
+        group = group.ravel()
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], np.arange(group.max() + 1))
+        sizes = np.bincount(group)
+        pick = rng.integers(len(triples), size=m)
+        base = triples[pick]
+        g = group[pick]
+        source = triples[order[starts[g] + (rng.random(m) * sizes[g]).astype(np.int64)]]
+    else:
+        source = triples[rng.integers(len(triples), size=m)]
+    split = lambda t: (t[:, 0], t[:, 1], t[:, 2])  # noqa: E731
+    counts = kc.counterfactual(split(base), {variable: split(source)}, causal_model=causal_model, allow_negative=True)
+    before = kc.counterfactual(split(base))
+    width = max(counts.shape[1], before.shape[1], model.seq_len)
+    counts = np.pad(counts, ((0, 0), (0, width - counts.shape[1])))
+    before = np.pad(before, ((0, 0), (0, width - before.shape[1])))
+    valid = ~counts[:, model.seq_len:].any(1) & (counts.max(1) <= model.max_count) & (counts.min(1) >= 0)
+    changing = (counts != before).any(1)
+    order = np.concatenate([np.flatnonzero(valid & changing), np.flatnonzero(valid & ~changing)])[:n]
+    if len(order) < n:
+        raise ValueError(f"only {len(order)} valid pairs for {variable!r} among {m} drawn; ask for fewer")
+    natural = float(changing[valid].mean()) if valid.any() else 0.0
+    return PairSet(base[order], source[order], counts[order, : model.seq_len], changing[order], natural)
+
+
+def pair_tokens(model, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(base tokens with the counterfactual label as decoder input, source tokens with their own label,
+    targets in the decoder's order)."""
+    b, s = pairs.base, pairs.source
+    base_tokens = model.pack(b[:, 0], b[:, 1], b[:, 2], pairs.counts)
+    source_tokens = model.make_batch(s[:, 0], s[:, 1], s[:, 2])
+    targets = torch.as_tensor(np.ascontiguousarray(model.to_model_order(pairs.counts)), dtype=torch.long)
+    return base_tokens, source_tokens, targets
+
+
+def random_model_like(model, seed: int = 1):
+    """A freshly initialised model of the same config and task (its own initialisation, seed ``seed``)."""
+    import dataclasses
+
+    cfg = dataclasses.replace(model.cfg, seed=seed)
+    return type(model)(cfg, model.spec).eval()
+
+
+@dataclass
+class DASReport:
+    """One variable at one location and rank: held-out IIA and its controls (module docstring)."""
+
+    variable: str
+    location: str
+    subspace_dim: int
+    causal_model: str
+    iia: float
+    iia_random_subspace: float
+    iia_placebo: float
+    iia_no_intervention: float
+    iia_random_model: float | None
+    n_pairs: int
+    n_train: int
+    answer_changing_share: float
+    natural_share: float
+    iia_per_position: list[float]
+    seconds: float
+    final_loss: float
+    basis: torch.Tensor | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("basis")
+        return d
+
+
+@dataclass
+class _Data:
+    train: tuple
+    test: tuple
+    test_pairs: PairSet
+    train_pairs: PairSet
+
+
+def _data(model, variable: str, n_train: int, n_test: int, seed: int, triples: np.ndarray | None,
+          same_prime: bool | str = True, causal_model: str = "algorithm1") -> _Data:
+    triples = exact_triples(model) if triples is None else triples
+    perm = np.random.default_rng(seed).permutation(len(triples))
+    half = len(triples) // 2
+    train = sample_pairs(model, variable, triples[perm[:half]], n_train, seed, same_prime, causal_model)
+    test = sample_pairs(model, variable, triples[perm[half:]], n_test, seed + 1, same_prime, causal_model)
+    return _Data(pair_tokens(model, train), pair_tokens(model, test), test, train)
+
+
+def _fit_and_score(model, loc: Location, data: _Data, cfg: FitConfig, progress: bool, desc: str):
+    pos = position_indices(model, loc)
+    subspace, losses = fit_subspace(model, loc.hook, pos, *data.train, cfg, progress=progress, desc=desc)
+    base, source, targets = data.test
+    src_acts = collect(model, loc.hook, source, pos)
+    learned = SubspaceInterchange(subspace.basis.detach())
+    iia, per_pos = interchange_accuracy(model, loc.hook, pos, learned, base, src_acts, targets)
+    return subspace.basis.detach(), losses, iia, per_pos, src_acts, pos
+
+
+def das(model, variable: str, location: Location | str, cfg: FitConfig | None = None, n_train: int = 2048,
+        n_test: int = 512, random_model=None, triples: np.ndarray | None = None, progress: bool = True,
+        data: _Data | None = None, same_prime: bool | str = True, causal_model: str = "algorithm1") -> DASReport:
+    """Fit DAS for ``variable`` at ``location`` and score it and its controls on held-out pairs.
+
+    ``random_model``: a model of the same config (``random_model_like``) for the random-model control (None:
+    skipped). ``triples``: the pool of exactly-labelled triples (computed when None)."""
+    cfg = cfg or FitConfig()
+    kc.check_variable(variable)
+    loc = parse_location(location) if isinstance(location, str) else location
+    position_indices(model, loc)
+    t0 = time.perf_counter()
+    data = data or _data(model, variable, n_train, n_test, cfg.seed, triples, same_prime, causal_model)
+    basis, losses, iia, per_pos, src_acts, pos = _fit_and_score(model, loc, data, cfg, progress, f"DAS {variable} @ {loc.label}")
+    base, _, targets = data.test
+    d = basis.shape[0]
+    rand = random_basis(d, cfg.rank, seed=cfg.seed + 1000)
+    iia_rand, _ = interchange_accuracy(model, loc.hook, pos, SubspaceInterchange(rand), base, src_acts, targets)
+    placebo = NormMatchedPlacebo(SubspaceInterchange(basis), rand)
+    iia_placebo, _ = interchange_accuracy(model, loc.hook, pos, placebo, base, src_acts, targets)
+    iia_none, _ = interchange_accuracy(model, loc.hook, pos, None, base, src_acts, targets)
+    iia_rm = None
+    if random_model is not None:
+        iia_rm = _fit_and_score(random_model.eval(), loc, data, cfg, progress, f"DAS {variable} @ {loc.label} (random model)")[2]
+    return DASReport(
+        variable=variable, location=loc.label, subspace_dim=cfg.rank, causal_model=causal_model, iia=iia, iia_random_subspace=iia_rand,
+        iia_placebo=iia_placebo, iia_no_intervention=iia_none, iia_random_model=iia_rm, n_pairs=len(data.test_pairs),
+        n_train=len(data.train_pairs), answer_changing_share=float(data.test_pairs.changing.mean()),
+        natural_share=data.test_pairs.natural_share, iia_per_position=[float(x) for x in per_pos],
+        seconds=time.perf_counter() - t0, final_loss=float(np.mean(losses[-10:])), basis=basis,
+    )
