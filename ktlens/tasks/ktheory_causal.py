@@ -29,6 +29,10 @@ values they take on source inputs. Conventions, all from the definition above:
   interventions: ``n_2, n_3, ...`` as above, but ``n_1 = r (e - 1) - sum_{k >= 2} k n_k`` (the order identity
   ``sum_k k n_k = r (e - 1)``, with ``r (e - 1)`` from the base's inputs, not intervened). A network that
   writes n_1 last (descending label order) can compute it this way.
+* ``causal_model="e_rebuilt"``: ``re`` is downstream of ``u`` and ``e'`` (``e = p^u e'`` is rebuilt from them and
+  ``re = r e`` with the base's ``r``) unless ``re`` itself is set. Setting ``u`` from a source then gives the label
+  of the real triple ``(p, r, p^(u_src) e'_base)`` (when that ``e`` is in the domain); with no intervention it
+  is Algorithm 1. This is the reading of a network that derives ``re`` from the ``e`` it reads.
 * A counterfactual that needs a count at a level beyond ``length``, or a negative count (``capped`` set
   below ``capped - (H_u - G_u)``, impossible by construction since both parts are counts), raises ValueError.
 """
@@ -46,8 +50,9 @@ from ktlens.tasks import ktheory as kt
 __all__ = ["CAUSAL_MODELS", "UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
            "capped_from", "counterfactual", "changes_answer", "max_level"]
 
-#: "algorithm1": n_1 from the definition; "order": n_1 from the order identity (module docstring).
-CAUSAL_MODELS = ("algorithm1", "order")
+#: "algorithm1": n_1 from the definition; "order": n_1 from the order identity; "e_rebuilt": re = r p^u e'
+#: recomputed from the (possibly swapped) u and e' (module docstring).
+CAUSAL_MODELS = ("algorithm1", "order", "e_rebuilt")
 #: Intermediates the counts are computed from (set as numbers).
 UPSTREAM = ("u", "e_prime", "re")
 #: Variables an intervention can set: the upstream ones, the capped count, and n_k for k = 1, 2, ...
@@ -162,6 +167,9 @@ def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None, 
         src_vals[name] = vals
     p = np.atleast_1d(np.asarray(base[0], dtype=np.int64))
     up = {k: (src_vals[k][k] if k in src_vals else base_vals[k]) for k in UPSTREAM}
+    if causal_model == "e_rebuilt" and "re" not in sources:
+        r_arr = np.atleast_1d(np.asarray(base[1], dtype=np.int64))
+        up["re"] = r_arr * p ** up["u"] * up["e_prime"]
     counts = counts_from(p, up["u"], up["e_prime"], up["re"])
     ks = [int(k[2:]) for k in sources if k.startswith("n_")]
     src_counts = {k: counterfactual(sources[f"n_{k}"]) for k in ks}

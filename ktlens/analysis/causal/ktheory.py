@@ -2,7 +2,7 @@
 
 A location is a hook and a set of its positions: ``hook_src`` (the embedded source the cross-attention reads)
 at ``src`` (p, r and e) or one of ``p``, ``r``, ``e``; a decoder hook at ``bos`` (position 0), ``labels``
-(positions 1..L-1) or ``all``. The same subspace is swapped at every position of the set, each position taking
+(positions 1..L-1), ``all`` or one decoder position ``0``..``L-1``. The same subspace is swapped at every position of the set, each position taking
 the source's activation at that position.
 
 Pairs: bases and sources are triples the model labels exactly (teacher forced); the base runs with the causal
@@ -29,7 +29,7 @@ from ktlens.analysis.causal.interchange import FitConfig, collect, fit_subspace,
 from ktlens.tasks import ktheory_causal as kc
 
 __all__ = ["Location", "default_locations", "parse_location", "position_indices", "exact_triples", "PairSet",
-           "sample_pairs", "pair_tokens", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
+           "sample_pairs", "domain_label_keys", "pair_tokens", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
 
 SRC_POSITIONS = {"src": (0, 1, 2), "p": (0,), "r": (1,), "e": (2,)}
 DECODER_POSITIONS = ("bos", "labels", "all")
@@ -69,9 +69,12 @@ def position_indices(model, loc: Location) -> tuple[int, ...]:
         return SRC_POSITIONS[loc.positions]
     if loc.hook.endswith(("hook_pattern", "hook_attn_scores", "hook_scale")) or ".hook_" not in loc.hook and "hook_" not in loc.hook:
         raise ValueError(f"hook {loc.hook!r} is not a [batch, pos, d] activation")
-    if loc.positions not in DECODER_POSITIONS:
-        raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {DECODER_POSITIONS}")
     L = model.seq_len
+    if loc.positions.isdigit() and int(loc.positions) < L:
+        return (int(loc.positions),)
+    if loc.positions not in DECODER_POSITIONS:
+        raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {DECODER_POSITIONS} "
+                         f"or a decoder position 0..{L - 1}")
     return {"bos": (0,), "labels": tuple(range(1, L)), "all": tuple(range(L))}[loc.positions]
 
 
@@ -118,15 +121,25 @@ class PairSet:
         return len(self.base)
 
 
+def domain_label_keys(model) -> set[bytes]:
+    """``(p, label)`` of every triple of the model's domain, as bytes keys (``on_manifold`` of ``sample_pairs``)."""
+    p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
+    counts = kc.counterfactual((p, r, e), length=model.seq_len)
+    return {row.tobytes() for row in np.concatenate([p[:, None], counts], axis=1).astype(np.int64)}
+
+
 def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, same_prime: bool | str = True,
-                 causal_model: str = "algorithm1") -> PairSet:
+                 causal_model: str = "algorithm1", on_manifold: bool = False, draws: int = 8) -> PairSet:
     """``n`` pairs from ``triples`` whose counterfactual fits the model's labels, answer-changing ones first.
     ``same_prime``: each source has the base's p (u and e' are defined relative to p); ``"isolate"``: the
     source also has the base's value of every other upstream variable (of u: e' and re), so the swap moves the
-    variable alone and the counterfactual is the label of a real triple."""
+    variable alone and the counterfactual is the label of a real triple. ``on_manifold``: keep only pairs whose
+    counterfactual is the label of some triple of the model's domain with the base's prime (the intervened run
+    is asked for an answer the model gives on a real input). ``draws``: candidate pairs drawn per pair asked
+    for (more finds more answer-changing pairs when they are rare, as for u)."""
     kc.check_variable(variable)
     rng = np.random.default_rng(seed)
-    m = max(8 * n, 256)
+    m = max(draws * n, 256)
     base = triples[rng.integers(len(triples), size=m)]
     if same_prime is True or same_prime == "isolate":
         key = triples[:, :1]
@@ -153,6 +166,10 @@ def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, s
     counts = np.pad(counts, ((0, 0), (0, width - counts.shape[1])))
     before = np.pad(before, ((0, 0), (0, width - before.shape[1])))
     valid = ~counts[:, model.seq_len:].any(1) & (counts.max(1) <= model.max_count) & (counts.min(1) >= 0)
+    if on_manifold:
+        keys = domain_label_keys(model)
+        rows = np.concatenate([base[:, :1], counts[:, : model.seq_len]], axis=1).astype(np.int64)
+        valid &= np.array([row.tobytes() in keys for row in rows], dtype=bool)
     changing = (counts != before).any(1)
     order = np.concatenate([np.flatnonzero(valid & changing), np.flatnonzero(valid & ~changing)])[:n]
     if len(order) < n:
@@ -216,12 +233,13 @@ class _Data:
 
 
 def _data(model, variable: str, n_train: int, n_test: int, seed: int, triples: np.ndarray | None,
-          same_prime: bool | str = True, causal_model: str = "algorithm1") -> _Data:
+          same_prime: bool | str = True, causal_model: str = "algorithm1", on_manifold: bool = False,
+          draws: int = 8) -> _Data:
     triples = exact_triples(model) if triples is None else triples
     perm = np.random.default_rng(seed).permutation(len(triples))
     half = len(triples) // 2
-    train = sample_pairs(model, variable, triples[perm[:half]], n_train, seed, same_prime, causal_model)
-    test = sample_pairs(model, variable, triples[perm[half:]], n_test, seed + 1, same_prime, causal_model)
+    train = sample_pairs(model, variable, triples[perm[:half]], n_train, seed, same_prime, causal_model, on_manifold, draws)
+    test = sample_pairs(model, variable, triples[perm[half:]], n_test, seed + 1, same_prime, causal_model, on_manifold, draws)
     return _Data(pair_tokens(model, train), pair_tokens(model, test), test, train)
 
 
