@@ -94,3 +94,25 @@ def test_bad_input_names_it():
         kc.counterfactual(([2], [1], [6]), length=2)
     with pytest.raises(ValueError, match="4 is not a prime"):
         kc.counterfactual(([4], [1], [6]))
+
+
+def test_e_rebuilt_swaps_give_the_label_of_the_rebuilt_triple():
+    """Under e_rebuilt, setting u (or e') from a source is the definition on (p, r, p^u e') (brute force)."""
+    rng = np.random.default_rng(0)
+    base = GRID[rng.integers(len(GRID), size=60)]
+    source = GRID[rng.integers(len(GRID), size=60)]
+    source[:, 0] = base[:, 0]  # the source has the base's prime
+    for variable in ("u", "e_prime"):
+        got = kc.counterfactual(_triples(base), {variable: _triples(source)}, causal_model="e_rebuilt")
+        for row, (p, r, e), (_, _, e2) in zip(got, base.tolist(), source.tolist()):
+            u_b, u_s = kt_val(e, p), kt_val(e2, p)
+            u, e_prime = (u_s, e // p**u_b) if variable == "u" else (u_b, e2 // p**u_s)
+            assert trim(row) == definition_counts(p, r, p**u * e_prime), (variable, p, r, e, e2)
+    np.testing.assert_array_equal(kc.counterfactual(_triples(GRID), causal_model="e_rebuilt"), kc.counterfactual(_triples(GRID)))
+
+
+def kt_val(e: int, p: int) -> int:
+    u = 0
+    while e % p == 0:
+        e, u = e // p, u + 1
+    return u

@@ -7,6 +7,7 @@ from ktlens.analysis.causal.dose import dose_response_capped
 from ktlens.analysis.causal.interchange import FitConfig
 from ktlens.analysis.causal.ktheory import (das, default_locations, exact_triples, pair_tokens, parse_location,
                                             position_indices, random_model_like, sample_pairs)
+from ktlens.tasks import ktheory as kt
 from ktlens.tasks import ktheory_causal as kc
 from tests.analysis.probes.conftest import make_kt_model
 
@@ -71,3 +72,15 @@ def test_dose_response_shapes(model):
         assert c.mean_shift[1] == 0.0 and c.agreement[1] == pytest.approx(float(np.mean(c.agreement[1])))
     with pytest.raises(ValueError, match="'blocks.7.mlp.hook_post'"):
         dose_response_capped(model, "blocks.7.mlp.hook_post")
+
+
+def test_on_manifold_pairs_ask_for_the_label_of_a_real_triple(model):
+    triples = exact_triples(model)
+    pairs = sample_pairs(model, "u", triples, 16, seed=0, on_manifold=True, draws=64)
+    p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
+    labels = kt.summand_count_table(p, r, e, length=model.seq_len)  # the task's closed form, not the causal model
+    for base, counts in zip(pairs.base, pairs.counts):
+        assert ((p == base[0]) & (labels == counts).all(1)).any(), (base, counts)
+    assert pairs.changing[0]  # answer-changing pairs first, and there are some
+    loose = sample_pairs(model, "u", triples, 16, seed=0, draws=64)
+    assert loose.changing.sum() >= pairs.changing.sum()
