@@ -137,6 +137,8 @@ def write_report(model, records: list[dict], args) -> None:
         "",
         "![DAS sweep](causal_ktheory_sweep.png)",
         "",
+        "FOCUS_PLACEHOLDER",
+        "",
         "## The reference's experiment: moving the capped count N along an MLP direction",
         "",
         "On exactly labelled triples with u = 1 (where N, the number of m in 1..re divisible by e' and not by p, is "
@@ -154,7 +156,9 @@ def write_report(model, records: list[dict], args) -> None:
         "",
     ]
     notes = (ROOT / "analyses" / "causal_ktheory_notes.md")
+    focus = ROOT / "analyses" / "causal_ktheory_focus_notes.md"  # written from analyses/causal_ktheory_focus.py --table
     md = "\n".join(text).replace("NOTES_PLACEHOLDER", notes.read_text().strip() if notes.is_file() else "")
+    md = md.replace("FOCUS_PLACEHOLDER", focus.read_text().strip() if focus.is_file() else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(md)
     out.with_suffix(".json").write_text(json.dumps({"model": args.model, "settings": {k: getattr(args, k) for k in

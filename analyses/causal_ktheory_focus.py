@@ -58,6 +58,11 @@ for cm, tag in (("algorithm1", "a1"), ("e_rebuilt", "rb")):
     for steps in (300, 1000):
         for lr in (1e-2, 3e-3):
             ATTEMPTS[f"u.{tag}.s{steps}.lr{lr:g}"] = A("u", f"{B1}.mlp.hook_post@all", k=8, steps=steps, lr=lr, **U)
+# the order variant (n_1 from the order identity), answer-changing pairs only
+for k in (1, 8, 32):
+    for loc, short in ((f"{B0}.hook_resid_post@all", "b0post"), (f"{B1}.hook_resid_mid_cross@all", "b1mid"),
+                       (f"{B1}.mlp.hook_post@all", "b1mlp"), ("hook_src@e", "src_e")):
+        ATTEMPTS[f"u.or.k{k}.{short}"] = A("u", loc, k=k, steps=300, draws=64, n_train=256, n_test=128, causal_model="order")
 # e': the same designs
 ATTEMPTS.update({
     "e.base": A("e_prime", f"{B1}.hook_resid_mid_cross@all", k=8),
@@ -98,7 +103,15 @@ def run_attempt(model, triples, name: str, spec: dict) -> dict:
     out = dict(name=name, **spec, n_train_used=len(data.train_pairs), n_test_used=len(data.test_pairs),
                answer_changing_share=float(data.test_pairs.changing.mean()), natural_share=data.test_pairs.natural_share,
                seconds=round(time.perf_counter() - t0, 1), final_loss=float(np.mean(losses[-10:])))
+    from ktlens.tasks import ktheory_causal as kc
+
+    # pairs where e' differs from e on the base or the source (u >= 1 on either): only there can an e' swap
+    # differ from swapping e itself
+    tp = data.test_pairs
+    mixed = (kc.intermediates(*tp.base.T)["u"] > 0) | (kc.intermediates(*tp.source.T)["u"] > 0)
+    out["n_u_nonzero"] = int(mixed.sum())
     for key, hh in h.items():
+        out[f"iia_u_nonzero_{key}"] = float(hh[mixed].all(1).mean()) if mixed.any() else None
         out[f"iia_{key}"] = float(hh.all(1).mean())
         out[f"iia_counts_{key}"] = float(hh[:, counts].all(1).mean())
         out[f"per_position_{key}"] = [round(float(x), 3) for x in hh.mean(0)]
@@ -107,13 +120,14 @@ def run_attempt(model, triples, name: str, spec: dict) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = ["| attempt | variable | causal model | pairs | location | k | steps | lr | IIA | random subspace | no swap | "
-             "answer-changing | IIA on n_2..n_L only (secondary) | IIA per position (n_9 .. n_1) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "answer-changing | IIA on n_2..n_L only (secondary) | IIA on pairs with u >= 1 on base or source (n) | IIA per position (n_9 .. n_1) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pairs = ("manifold" if r["manifold"] else "same p") + (f", draws {r['draws']}" if r["draws"] != 8 else "")
         lines.append(f"| {r['name']} | {r['variable']} | {r['causal_model']} | {pairs} | {r['location']} | {r['k']} | {r['steps']} | "
                      f"{r['lr']:g} | {r['iia_learned']:.3f} | {r['iia_random']:.3f} | {r['iia_none']:.3f} | "
                      f"{r['answer_changing_share']:.2f} | {r['iia_counts_learned']:.3f} (random {r['iia_counts_random']:.3f}) | "
+                     + (f"{r['iia_u_nonzero_learned']:.3f} ({r['n_u_nonzero']})" if r.get("iia_u_nonzero_learned") is not None else "-") + " | "
                      + " ".join(f"{x:.2f}" for x in r["per_position_learned"]) + " |")
     return "\n".join(lines)
 
