@@ -68,5 +68,5 @@ def test_ktheory_train_preset_returns_the_metrics_it_writes(tmp_path):
     data = ktheory.KTheoryTrainData(ktheory.build_preset(preset)[1], run.model)
     idx = data.test_idx
     with torch.no_grad():
-        again = ktheory.sequence_metrics(run.model.eval(), data.tokens[idx], data.targets[idx], data.nontrivial[idx])
+        again = ktheory.sequence_metrics(run.model.eval(), data.tokens[idx], data.targets[idx], data.nontrivial[idx], data.small_p[idx])
     assert written["domain"]["test"] == pytest.approx(again)
