@@ -34,7 +34,7 @@ class HookedModel(HookedRootModule):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.model_type:
+        if cls.__dict__.get("model_type"):  # a subclass that does not name its own type does not replace its parent
             MODEL_TYPES[cls.model_type] = cls
 
     def __init__(self, cfg: ModelConfig, task_spec: dict[str, Any]):
