@@ -224,7 +224,7 @@ class KTheoryTransformer(HookedModel):
     def position_labels(self) -> list[str]:
         """What each decoder position predicts, in the model's order (descending: ["n_9", ..., "n_1"],
         after the scratch names, e.g. "re", when the decoder writes scratch values first)."""
-        return list(self.spec.scratch) + [f"n_{self.count_index(k)}" for k in range(self.n_scratch, self.dec_len)]
+        return self.spec.scratch_labels() + [f"n_{self.count_index(k)}" for k in range(self.n_scratch, self.dec_len)]
 
     def to_str_tokens(self, tokens: Any) -> list[str] | list[list[str]]:
         """Readable packed tokens: `p=3 r=4 e=9 BOS n_9=0 ... n_2=5` (decoder inputs named by the count

@@ -28,7 +28,9 @@ from ktlens.validation import FieldError, check_bool, check_choice, check_int, c
 __all__ = ["LABEL_ORDERS", "SCRATCH_VARIABLES", "KTheoryTaskSpec", "domain_max_count"]
 
 LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
-SCRATCH_VARIABLES = ("re",)  # values the decoder may write before the counts (a scratchpad), in this order
+# values the decoder may write before the counts (a scratchpad), in this order: "re" is r*e, "quotients" the
+# L - 1 values floor(r e / p^h), h = 1..L-1 (Algorithm 1's level boundaries: s(m) >= h + 1 iff m <= r e / p^h)
+SCRATCH_VARIABLES = ("re", "quotients")
 MAX_DOMAIN = 10**7  # triples: five times the reference grid; bounds the work of deriving max_count
 TASK = "ktheory"
 
@@ -124,20 +126,31 @@ class KTheoryTaskSpec:
     def vocab(self) -> KTheoryVocab:
         """Token ids of the source triple and the count sequence."""
         return KTheoryVocab(
-            src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len, n_scratch=len(self.scratch)
+            src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len, n_scratch=len(self.scratch_labels())
         )
+
+    def scratch_labels(self) -> list[str]:
+        """The name of each scratch value, in decoding order (e.g. ["re", "re/p", "re/p^2", ...])."""
+        names = {"re": ["re"], "quotients": ["re/p"] + [f"re/p^{h}" for h in range(2, self.seq_len)]}
+        return [name for v in self.scratch for name in names[v]]
 
     def _scratch_max(self) -> int:
         """Largest scratch value over the domain (0 without a scratchpad)."""
-        if "re" not in self.scratch:
+        if not self.scratch:
             return 0
-        return min(self.r_max * self.e_max, self.re_max) if self.re_max else self.r_max * self.e_max
+        re_top = min(self.r_max * self.e_max, self.re_max) if self.re_max else self.r_max * self.e_max
+        return re_top if "re" in self.scratch else re_top // min(self.primes)
 
     def scratch_values(self, p: Any, r: Any, e: Any) -> np.ndarray:
-        """The scratch values of each triple, ``[N, len(scratch)]`` (int64), in the order of ``scratch``."""
-        columns = {"re": lambda: np.asarray(r, dtype=np.int64) * np.asarray(e, dtype=np.int64)}
-        n = np.broadcast(np.asarray(p), np.asarray(r), np.asarray(e)).shape
-        return np.stack([columns[v]() for v in self.scratch], axis=-1) if self.scratch else np.zeros(n + (0,), np.int64)
+        """The scratch values of each triple, ``[N, len(scratch_labels())]`` (int64), in decoding order."""
+        p, r, e = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (p, r, e)))
+        re = r * e
+        columns = {
+            "re": lambda: [re],
+            "quotients": lambda: [re // p**h for h in range(1, self.seq_len)],
+        }
+        cols = [c for v in self.scratch for c in columns[v]()]
+        return np.stack(cols, axis=-1) if cols else np.zeros(p.shape + (0,), np.int64)
 
     @property
     def src_vocab(self) -> int:
