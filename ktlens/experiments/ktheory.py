@@ -106,6 +106,18 @@ _PRESETS: dict[str, KTheoryPreset] = {
         "first, weight decay 1.0",
         label_order="descending",
     ),
+    "base": KTheoryPreset(
+        grid=KTheoryGridSpec(n_primes=25, r_max=100, e_max=50, re_max=400, split="random", test_fraction=0.2, seed=0),
+        model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
+        train=TrainConfig(
+            steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=500
+        ),
+        description="first 25 primes x r <= 100 x e <= 50 with r e <= 400: the small model writing r e and the level "
+        "boundaries floor(r e / p^h) before the counts, n_1 from the order (docs/results/ktheory_experiments.md)",
+        label_order="descending",
+        n1_from_order=True,
+        scratch=("re", "quotients"),
+    ),
     "small-1layer": KTheoryPreset(
         grid=KTheoryGridSpec(n_primes=25, r_max=20, e_max=20, split="random", test_fraction=0.2, seed=0),
         model=dict(d_model=128, n_heads=4, d_mlp=512, normalization="post", dropout=0.0),
