@@ -12,9 +12,9 @@ import sys
 import ktlens
 from ktlens import __version__
 from ktlens.commands import (attention, dashboard, demo, dla, features, kgroup, miiii_analysis, miiii_figures, patch,
-                             predict, probe, sae, train)
+                             predict, probe, reproduce, sae, train)
 
-COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, sae, features, dashboard]
+COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, sae, features, dashboard, reproduce]
 
 
 def main(argv: list[str] | None = None) -> int:
