@@ -101,7 +101,8 @@ def probes(ctx: Any) -> dict:
     data = probe_data(model, n_max=ctx.settings["n_max"], seed=0)
     data = data.select([t.name for t in data.targets if t.name in PROBE_TARGETS])
     head = f"blocks.{int(model.cfg.n_layers) - 1}.hook_resid_mid_cross"
-    results = run_probes(model, data.tokens, data.targets, ["hook_src", head], control=True, seed=0, progress=False)
+    hooks = (["hook_src"] if ctx.settings["source_control"] else []) + [head]
+    results = run_probes(model, data.tokens, data.targets, hooks, control=True, seed=0, progress=False)
     by = {(r.target, r.hook): r for r in results}
     names = [t for t in PROBE_TARGETS if (t, head) in by]
     summary = {t: {"probe": by[t, head].accuracy, "random_init": by[t, head].control_accuracy,
@@ -368,8 +369,8 @@ def attribution(ctx: Any) -> dict:
     order = np.argsort(-np.abs(mean))[:12]
     total = float(np.abs(mean).sum())
     labels = list(att.labels)
-    mlp = [i for i, name in enumerate(labels) if "mlp" in name.lower()]
-    last_mlp = labels[mlp[-1]] if mlp else None
+    last_mlp = f"L{int(model.cfg.n_layers) - 1} MLP"
+    mlp = [labels.index(last_mlp)] if last_mlp in labels else []
     summary = {"sum_of_parts_error": err, "examples": n,
                "mean_contribution": {labels[i]: float(mean[i]) for i in order},
                "last_mlp_share_of_abs": float(abs(mean[mlp[-1]]) / total) if mlp else None}
@@ -407,14 +408,14 @@ def attention(ctx: Any) -> dict:
     figs = [fg.attention_heads(f"Decoder self-attention, layer {l} (causal; tokens are the decoder inputs)",
                                cache[f"blocks.{l}.attn.hook_pattern"][0].numpy(), decoder, [f"L{l}H{h}" for h in range(H)]) for l in range(L)]
     cross = np.stack([cache[f"blocks.{l}.cross_attn.hook_pattern"][0].numpy() for l in range(L)])
-    figs.append(fg.cross_attention(f"Cross-attention per head: {' '.join(source)}", cross, rows, source))
+    figs.insert(0, fg.cross_attention(f"Cross-attention per head, input {' '.join(source)}", cross, rows, source))
     rng = np.random.default_rng(0)
     n = st["summary_size"]
     P, R, E = rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n)
     _, bc = model.run_with_cache(model.make_batch(P, R, E), names_filter=lambda name: "cross_attn.hook_pattern" in name)
     mean = np.concatenate([bc[f"blocks.{l}.cross_attn.hook_pattern"].mean((0, 2)).numpy() for l in range(L)])  # [L*H, 3]
     heads = [f"L{l}C{h}" for l in range(L) for h in range(H)]
-    figs.append(fg.heatmap(f"Mean cross-attention to p, r, e per head ({n} seeded triples, all decoder positions)", mean,
+    figs.insert(0, fg.heatmap(f"Mean cross-attention to p, r, e per head ({n} seeded triples, all decoder positions)", mean,
                            ["p", "r", "e"], heads, "source token", "cross-attention head", "attention", zmin=0, zmax=1,
                            colorscale="Blues", text=True))
     summary = {"input": st["input"], "summary_size": n,

@@ -131,7 +131,6 @@ def progress(ctx: Any) -> dict:
     holds_first = int(sorted(first[:4]) == claim)
     holds_good = int(sorted(good[:4]) == claim)
     rows = m["rows"]
-    steps = [r["step"] for r in rows]
     summary = {"available": 1, "first_exact_steps": m["first_exact_steps"], "exact_steps": m["exact_steps"],
                "first_order": first, "order_for_good": good, "claim_2357_first_holds": holds_first,
                "claim_2357_first_holds_for_good": holds_good, "weight_norm_start": rows[0]["weight_norm"],
@@ -152,8 +151,7 @@ def progress(ctx: Any) -> dict:
         "summary": fg.plain(summary),
         "tables": [fg.table("Step at which each task becomes exact", ["q", "first exact", "exact for good"],
                             [[q, m["first_exact_steps"][str(q)], m["exact_steps"][str(q)]] for q in sorted(int(k) for k in m["first_exact_steps"])])],
-        "figures": [fg.miiii_progress(m),
-                    fg.lines("Total weight norm over training", steps, {"weight norm": [r["weight_norm"] for r in rows]}, "step", "L2 norm of all parameters")],
+        "figures": [fg.miiii_progress(m)],
     }
 
 

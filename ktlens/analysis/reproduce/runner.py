@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -49,15 +48,18 @@ def summary_of(report: Report) -> dict[str, Any]:
 
 @contextmanager
 def _quiet():
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """Progress bars created inside (e.g. by transformer_lens' patching sweeps) start disabled, unless the
+    caller asks for one: the run keeps one progress display. tqdm reads TQDM_DISABLE only at import."""
+    from functools import partialmethod
+
+    import tqdm.std
+
+    original = tqdm.std.tqdm.__init__
+    tqdm.std.tqdm.__init__ = partialmethod(original, disable=True)
     try:
         yield
     finally:
-        if old is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = old
+        tqdm.std.tqdm.__init__ = original
 
 
 def section_key(section: Section, ctx: Context) -> str:
