@@ -34,24 +34,24 @@ def plain(x: Any) -> Any:
     return x
 
 
-def heatmap(title: str, z: Any, x: Sequence[Any], y: Sequence[Any], xaxis: str, yaxis: str, colorbar: str,
-            zmin: float | None = None, zmax: float | None = None, colorscale: str = "Viridis", text: bool = False,
-            markers: Sequence[Mapping[str, Any]] = (), height: int | None = None) -> dict:
+def heatmap(title: str, z: Any, x: Any, y: Any, xaxis: str, yaxis: str, colorbar: str,
+            zmin: Any = None, zmax: Any = None, colorscale: str = "Viridis", text: bool = False,
+            markers: Any = (), height: Any = None) -> dict:
     """``z[i][j]`` at (x[j], y[i]); ``markers``: ``[{"name", "x", "y", "symbol", "color"}]`` drawn on top."""
     return plain({"kind": "heatmap", "title": title, "z": z, "x": list(x), "y": list(y), "xaxis": xaxis, "yaxis": yaxis,
                   "colorbar": colorbar, "zmin": zmin, "zmax": zmax, "colorscale": colorscale, "text": text,
                   "markers": list(markers), "height": height})
 
 
-def bars(title: str, x: Sequence[Any], series: Mapping[str, Sequence[float]], xaxis: str, yaxis: str,
-         yrange: Sequence[float] | None = None, log: bool = False, reference: float | None = None,
+def bars(title: str, x: Any, series: Mapping[str, Any], xaxis: str, yaxis: str,
+         yrange: Any = None, log: bool = False, reference: Any = None,
          reference_name: str = "reference") -> dict:
     """Grouped bars, one group per x, one bar per series; an optional horizontal reference line."""
     return plain({"kind": "bars", "title": title, "x": list(x), "series": dict(series), "xaxis": xaxis, "yaxis": yaxis,
                   "yrange": yrange, "log": log, "reference": reference, "reference_name": reference_name})
 
 
-def lines(title: str, x: Sequence[Any], series: Mapping[str, Sequence[float]], xaxis: str, yaxis: str, log: bool = False) -> dict:
+def lines(title: str, x: Any, series: Mapping[str, Any], xaxis: str, yaxis: str, log: bool = False) -> dict:
     return plain({"kind": "lines", "title": title, "x": list(x), "series": dict(series), "xaxis": xaxis, "yaxis": yaxis, "log": log})
 
 

@@ -3,6 +3,7 @@ data (claim, ours, where we differ, summary numbers, tables, figures as `figures
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ PROBE_TARGETS = ("u_and_e_prime", "u", "e_prime", "p_divides_e", "u_and_e_prime_
 def probes(ctx: Any) -> dict:
     """Linear probes at BOS after the last attention sublayers, with random-init and shuffled-label controls."""
     from ktlens.analysis.probes import run_probes
+    from ktlens.analysis.probes.running import SmallSampleWarning
     from ktlens.analysis.probes.targets import probe_data
 
     model = ctx.model
@@ -102,7 +104,9 @@ def probes(ctx: Any) -> dict:
     data = data.select([t.name for t in data.targets if t.name in PROBE_TARGETS])
     head = f"blocks.{int(model.cfg.n_layers) - 1}.hook_resid_mid_cross"
     hooks = (["hook_src"] if ctx.settings["source_control"] else []) + [head]
-    results = run_probes(model, data.tokens, data.targets, hooks, control=True, seed=0, progress=False)
+    with warnings.catch_warnings():  # small --fast samples: the p | e targets have few examples per class
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        results = run_probes(model, data.tokens, data.targets, hooks, control=True, seed=0, progress=False)
     by = {(r.target, r.hook): r for r in results}
     names = [t for t in PROBE_TARGETS if (t, head) in by]
     summary = {t: {"probe": by[t, head].accuracy, "random_init": by[t, head].control_accuracy,
@@ -277,7 +281,7 @@ def _necessity(model: Any, n: int) -> dict[str, dict[str, float]]:
     rng = np.random.default_rng(0)
     draw = lambda: (rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n))  # noqa: E731
     P, R, E = draw()
-    batch, targets = model.make_batch(P, R, E), ktheory_targets(model, P, R, E)
+    batch, targets = model.make_batch(P, R, E), ktheory_targets(model, P.tolist(), R.tolist(), E.tolist())
     reference = model.make_batch(*draw())
     out = {}
     for layer in range(int(model.cfg.n_layers)):
@@ -364,7 +368,7 @@ def attribution(ctx: Any) -> dict:
     n = st["examples"]
     P, R, E = rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n)
     _, bcache = model.run_with_cache(model.make_batch(P, R, E))
-    batt = direct_logit_attribution(model, bcache, ktheory_targets(model, P, R, E))
+    batt = direct_logit_attribution(model, bcache, ktheory_targets(model, P.tolist(), R.tolist(), E.tolist()))
     mean = batt.contributions.mean((1, 2)).numpy()
     order = np.argsort(-np.abs(mean))[:12]
     total = float(np.abs(mean).sum())

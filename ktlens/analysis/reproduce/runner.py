@@ -69,9 +69,12 @@ def section_key(section: Section, ctx: Context) -> str:
 
 
 def reproduce(studies: Sequence[str], out: str | Path, fast: bool = False, models: Mapping[str, str] | None = None,
-              progress: bool = True, only: Sequence[str] | None = None) -> Report:
-    """Run the sections of ``studies`` (``"ktheory"``, ``"miiii"``), reusing ``out/.cache``; ``only``:
-    section keys (``"ktheory.probes"``) to restrict to. Returns the `Report` (nothing is drawn here)."""
+              progress: bool = True, only: Sequence[str] | None = None,
+              settings: Mapping[str, Mapping[str, Any]] | None = None) -> Report:
+    """Run the sections of ``studies`` (``"ktheory"``, ``"miiii"`` or ``"all"``), reusing ``out/.cache``.
+    ``only``: section keys (``"ktheory.probes"``) to restrict to; ``settings``: per section key, entries
+    that replace its full / ``fast`` settings (e.g. ``{"ktheory.patching": {"pairs": 1}}``).
+    Returns the `Report` (nothing is drawn here)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -82,6 +85,14 @@ def reproduce(studies: Sequence[str], out: str | Path, fast: bool = False, model
         if unknown:
             raise ValueError(f"unknown section {unknown[0]!r}; known: {', '.join(s.key_name for s in sections)}")
         sections = [s for s in sections if s.key_name in only]
+    settings = dict(settings or {})
+    for key, entries in settings.items():
+        section = next((s for s in sections if s.key_name == key), None)
+        if section is None:
+            raise ValueError(f"settings for unknown section {key!r}; known: {', '.join(s.key_name for s in sections)}")
+        bad = [k for k in entries if k not in section.settings(fast)]
+        if bad:
+            raise ValueError(f"section {key!r} has no setting {bad[0]!r}; its settings: {', '.join(section.settings(fast))}")
     names = {**DEFAULT_MODELS, **dict(models or {})}
     cache = SectionCache(Path(out) / ".cache")
     loaded: dict[str, Any] = {}
@@ -89,7 +100,7 @@ def reproduce(studies: Sequence[str], out: str | Path, fast: bool = False, model
     t0 = time.perf_counter()
     bar = tqdm(sections, desc="reproduce", unit="section", disable=not progress, file=sys.stderr, leave=True)
     for section in bar:
-        ctx = Context(section.study, names[section.study], section.settings(fast), fast, loaded)
+        ctx = Context(section.study, names[section.study], {**section.settings(fast), **settings.get(section.key_name, {})}, fast, loaded)
         bar.set_postfix_str(section.key_name)
         key = section_key(section, ctx)
         result = cache.load(section.key_name, key)
