@@ -415,7 +415,11 @@ def corruption_sweeps(
             continue
         k = differ[0]
         metric = logit_diff_metric(model, k, int(tc[0, k]), int(tk[0, k]))
-        sweep = patch_sweep(model, model.make_batch([p], [r], [e]), model.make_batch(*([v] for v in other)), node, metric)
+        clean, corrupt = model.make_batch([p], [r], [e]), model.make_batch(*([v] for v in other))
+        with torch.no_grad():  # two forward passes decide whether the pair is worth a sweep
+            if abs(float(metric(model(clean))) - float(metric(model(corrupt)))) < min_gap:
+                continue
+        sweep = patch_sweep(model, clean, corrupt, node, metric)
         if abs(sweep.clean_value - sweep.corrupted_value) < min_gap:
             continue
         sweeps.append(sweep)

@@ -11,7 +11,7 @@ from ktlens.viz.report import page_name, write_report
 
 TINY = {
     "ktheory.accuracy": {"n_examples": 40},
-    "ktheory.probes": {"n_max": 200},
+    "ktheory.probes": {"n_max": 200, "max_iter": 20},
     "ktheory.saes": {"recon_examples": 40, "spliced_examples": 10},
     "ktheory.features": {"n_examples": 150},
     "ktheory.patching": {"pairs": 1, "ablation_examples": 16, "estimate_kinds": ["src"]},

@@ -106,7 +106,8 @@ def probes(ctx: Any) -> dict:
     hooks = (["hook_src"] if ctx.settings["source_control"] else []) + [head]
     with warnings.catch_warnings():  # small --fast samples: the p | e targets have few examples per class
         warnings.simplefilter("ignore", SmallSampleWarning)
-        results = run_probes(model, data.tokens, data.targets, hooks, control=True, seed=0, progress=False)
+        results = run_probes(model, data.tokens, data.targets, hooks, control=True, seed=0, progress=False,
+                             max_iter=ctx.settings["max_iter"])
     by = {(r.target, r.hook): r for r in results}
     names = [t for t in PROBE_TARGETS if (t, head) in by]
     summary = {t: {"probe": by[t, head].accuracy, "random_init": by[t, head].control_accuracy,

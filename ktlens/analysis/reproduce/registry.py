@@ -79,7 +79,7 @@ SECTIONS: list[Section] = [
     Section("ktheory", "accuracy", "Exact match: whole domain and held-out split", kt.accuracy,
             {"n_examples": None}, {"n_examples": 200}, ("ktlens.saes.domains", "ktlens.tasks.ktheory_data")),
     Section("ktheory", "probes", "Linear probes with controls", kt.probes,
-            {"n_max": 4000, "source_control": True}, {"n_max": 500, "source_control": False}, (A + "probes.running", A + "probes.fitting", A + "probes.targets")),
+            {"n_max": 4000, "source_control": True, "max_iter": 100}, {"n_max": 500, "source_control": False, "max_iter": 40}, (A + "probes.running", A + "probes.fitting", A + "probes.targets")),
     Section("ktheory", "saes", "Sparse autoencoders: the field's metrics", kt.saes,
             {"recon_examples": None, "spliced_examples": 500}, {"recon_examples": 1000, "spliced_examples": 100},
             ("ktlens.saes.metrics", "ktlens.saes.domains", "ktlens.saes.activations"), kt.sae_inputs),
