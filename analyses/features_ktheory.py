@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import ktlens
+from ktlens.analysis import features
 from ktlens.analysis.features import analyze_units, neuron_units, sae_units
 from ktlens.viz.dashboard import PLOTLY_ASSET, write_dashboard, write_plotly_asset
 
@@ -38,14 +39,7 @@ def unit_sets(model):
 
 def event_best(report, text, positions=None):
     """Best held-out F1 for the event `text` over units, anywhere or at the given positions."""
-    s = report.scores
-    H = len(s.hypotheses)
-    h = [x.text() for x in s.hypotheses].index(text)
-    f1 = s.event_f1.reshape(s.n_positions + 1, H)[:, h]
-    units = s.event_unit.reshape(s.n_positions + 1, H)[:, h]
-    cands = range(s.n_positions + 1) if positions is None else [k + 1 for k in positions]
-    k = max(cands, key=lambda c: f1[c])
-    return {"f1": round(float(f1[k]), 4), "unit": int(units[k]), "position": None if k == 0 else k - 1}
+    return features.event_best(report.scores, text, positions)
 
 
 def summarize(name, report, model, seconds):

@@ -12,9 +12,12 @@ import sys
 import ktlens
 from ktlens import __version__
 from ktlens.commands import (attention, dashboard, das, demo, dla, features, kgroup, miiii_analysis, miiii_figures, patch,
-                             predict, probe, sae, train)
+                             predict, probe, reproduce, sae, train)
 
-COMMANDS = [demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, sae, features, dashboard, das]
+COMMANDS = [
+    demo, kgroup, train, predict, miiii_figures, miiii_analysis, probe, dla, patch, attention, sae, features, dashboard,
+    das, reproduce,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

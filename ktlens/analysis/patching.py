@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -384,6 +385,46 @@ def ktheory_corruptions(model: HookedModel, p: int, r: int, e: int) -> dict[str,
             out["u"] = (p, r, e2)
             break
     return out
+
+
+def corruption_sweeps(
+    model: HookedModel, kind: str, n_pairs: int, node: str = "cross_attn_head", seed: int = 0, min_gap: float = 1.0,
+    max_tries: int = 10_000,
+) -> tuple[list["PatchSweep"], list[dict[str, Any]]]:
+    """Denoising sweeps of ``node`` over ``n_pairs`` seeded K-theory pairs whose ``kind`` corruption
+    (`ktheory_corruptions`: "p", "r" or "u") changes the label. Metric: the logit difference of the clean
+    count against the corrupted count at the first decoder position where the labels differ; pairs whose
+    corruption moves it by less than ``min_gap`` are skipped (normalising would divide by ~0).
+    Returns the sweeps and one ``{"clean", "corrupt", "position"}`` per pair."""
+    from ktlens.analysis.attribution import ktheory_targets
+
+    if kind not in ("p", "r", "u"):
+        raise ValueError(f"corruption kind {kind!r} is not one of 'p', 'r', 'u'")
+    rng = np.random.default_rng(seed)
+    sweeps, pairs = [], []
+    for _ in range(max_tries):
+        if len(sweeps) >= n_pairs:
+            break
+        p, r, e = int(rng.choice(model.primes)), int(rng.integers(1, model.r_max + 1)), int(rng.integers(1, model.e_max + 1))
+        other = ktheory_corruptions(model, p, r, e).get(kind)
+        if other is None:
+            continue
+        tc, tk = ktheory_targets(model, [p], [r], [e]), ktheory_targets(model, *([v] for v in other))
+        differ = (tc[0] != tk[0]).nonzero().flatten().tolist()
+        if not differ:
+            continue
+        k = differ[0]
+        metric = logit_diff_metric(model, k, int(tc[0, k]), int(tk[0, k]))
+        clean, corrupt = model.make_batch([p], [r], [e]), model.make_batch(*([v] for v in other))
+        with torch.no_grad():  # two forward passes decide whether the pair is worth a sweep
+            if abs(float(metric(model(clean))) - float(metric(model(corrupt)))) < min_gap:
+                continue
+        sweep = patch_sweep(model, clean, corrupt, node, metric)
+        if abs(sweep.clean_value - sweep.corrupted_value) < min_gap:
+            continue
+        sweeps.append(sweep)
+        pairs.append({"clean": [p, r, e], "corrupt": [int(v) for v in other], "position": int(k)})
+    return sweeps, pairs
 
 
 # ----- attribution patching: the first-order estimate of every patch from two forward passes, one backward ----

@@ -102,6 +102,33 @@ class MiiiiDomain:
         return out
 
 
+class DomainSample:
+    """Examples ``idx`` of another domain, renumbered 0 .. len(idx) - 1 (a seeded sample for quick metrics)."""
+
+    def __init__(self, domain: Domain, idx: np.ndarray):
+        self.domain = domain
+        self.idx = np.asarray(idx, dtype=np.int64)
+        if self.idx.ndim != 1 or len(self.idx) == 0 or self.idx.min() < 0 or self.idx.max() >= domain.n_examples:
+            raise ValueError(f"sample indices must be a non-empty 1-D array within 0..{domain.n_examples - 1}")
+        self.n_examples = len(self.idx)
+
+    def tokens(self, idx: np.ndarray) -> Int[Tensor, "batch seq"]:
+        return self.domain.tokens(self.idx[np.asarray(idx, dtype=np.int64)])
+
+    def task_metrics(self, model: HookedModel, idx: np.ndarray, fwd_hooks: Hooks) -> dict[str, Tensor]:
+        return self.domain.task_metrics(model, self.idx[np.asarray(idx, dtype=np.int64)], fwd_hooks)
+
+
+def sample_domain(domain: Domain, n: int | None, seed: int = 0) -> Domain:
+    """``n`` examples of ``domain`` drawn without replacement with ``seed`` (in domain order); the
+    domain itself when ``n`` is None or not smaller than it."""
+    if n is None or n >= domain.n_examples:
+        return domain
+    if n < 1:
+        raise ValueError(f"a domain sample needs n >= 1, got {n}")
+    return DomainSample(domain, np.sort(np.random.default_rng(seed).choice(domain.n_examples, n, replace=False)))
+
+
 def domain_of(model: HookedModel) -> Domain:
     """The whole trained domain of a ktlens model."""
     if model.model_type == "ktheory":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-__all__ = ["PLOTLY_JS", "write_pages"]
+__all__ = ["PLOTLY_JS", "write_bundle", "write_pages"]
 
 PLOTLY_JS = "plotly.min.js"
 
@@ -33,6 +33,17 @@ def _bundle() -> str:
     return get_plotlyjs()
 
 
+def write_bundle(out: str | Path) -> Path:
+    """``out/plotly.min.js`` (written only when missing or different); returns its path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / PLOTLY_JS
+    bundle = _bundle()
+    if not js.is_file() or js.stat().st_size != len(bundle.encode()):
+        js.write_text(bundle)
+    return js
+
+
 def write_pages(figures: Mapping[str, go.Figure], out: str | Path, title: str = "figures") -> list[Path]:
     """Write each figure as ``out/<name>.html`` sharing one ``out/plotly.min.js``; returns the page paths
     (not the bundle or the index). Names must be plain file stems."""
@@ -41,10 +52,7 @@ def write_pages(figures: Mapping[str, go.Figure], out: str | Path, title: str = 
     for name in figures:
         if not name or "/" in name or "\\" in name or name.startswith(".") or name == "index":
             raise ValueError(f"figure name {name!r} is not a plain file name")
-    js = out / PLOTLY_JS
-    bundle = _bundle()
-    if not js.is_file() or js.stat().st_size != len(bundle.encode()):
-        js.write_text(bundle)
+    write_bundle(out)
     paths = []
     for name, fig in figures.items():
         body = fig.to_html(full_html=False, include_plotlyjs=False)

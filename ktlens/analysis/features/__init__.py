@@ -10,7 +10,7 @@ Modules: ``units`` (unit sources and the domain), ``hypotheses`` (events from th
 ``coverage`` (best F1 per event; periodic MIIII units), ``report`` (all of it in one call).
 """
 
-from ktlens.analysis.features.coverage import Coverage, PeriodicUnits, coverage, periodic_units
+from ktlens.analysis.features.coverage import Coverage, PeriodicUnits, coverage, event_best, periodic_units
 from ktlens.analysis.features.hypotheses import EventSet, Hypothesis, ScalarSet, scalar_variables, task_events
 from ktlens.analysis.features.labels import LabelConfig, UnitScores, correlations, score_units
 from ktlens.analysis.features.report import FeatureReport, analyze_units, direct_logit_effects
@@ -25,7 +25,7 @@ from ktlens.analysis.features.units import (
 )
 
 __all__ = [
-    "Coverage", "PeriodicUnits", "coverage", "periodic_units", "EventSet", "Hypothesis", "ScalarSet",
+    "Coverage", "PeriodicUnits", "coverage", "event_best", "periodic_units", "EventSet", "Hypothesis", "ScalarSet",
     "scalar_variables", "task_events", "LabelConfig", "UnitScores", "correlations", "score_units",
     "FeatureReport", "analyze_units", "direct_logit_effects", "FeatureDomain", "UnitActivations", "UnitSource",
     "feature_domain", "neuron_units", "read_units", "sae_units",

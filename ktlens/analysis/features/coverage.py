@@ -19,7 +19,7 @@ from jaxtyping import Float
 
 from ktlens.analysis.features.labels import UnitScores
 
-__all__ = ["Coverage", "coverage", "PeriodicUnits", "periodic_units"]
+__all__ = ["Coverage", "coverage", "event_best", "PeriodicUnits", "periodic_units"]
 
 
 @dataclass
@@ -49,6 +49,21 @@ def coverage(scores: UnitScores, threshold: float = 0.9) -> Coverage:
     pos = f1.argmax(0)
     cand = pos * H + np.arange(H)
     return Coverage([h.text() for h in scores.hypotheses], f1.max(0), scores.event_unit[cand], cand, threshold)
+
+
+def event_best(scores: UnitScores, text: str, positions: list[int] | None = None) -> dict:
+    """Best held-out F1 for the event ``text`` (e.g. ``"n_2 == 1"``) over the units, anywhere or at one of
+    ``positions``: ``{"f1", "unit", "position"}`` (position None: the unrestricted hypothesis)."""
+    H = len(scores.hypotheses)
+    names = [x.text() for x in scores.hypotheses]
+    if text not in names:
+        raise ValueError(f"no event {text!r} among the {H} hypotheses")
+    h = names.index(text)
+    f1 = scores.event_f1.reshape(scores.n_positions + 1, H)[:, h]
+    units = scores.event_unit.reshape(scores.n_positions + 1, H)[:, h]
+    cands = range(scores.n_positions + 1) if positions is None else [k + 1 for k in positions]
+    k = max(cands, key=lambda c: f1[c])
+    return {"f1": round(float(f1[k]), 4), "unit": int(units[k]), "position": None if k == 0 else k - 1}
 
 
 @dataclass

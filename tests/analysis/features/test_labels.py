@@ -70,3 +70,22 @@ def test_top_and_quantile_rows_match_a_sort():
     assert [i * 3 + k for i, k, _ in got] == list(want)
     for _, rows in quantile_rows(flat, 3):
         assert all(a > 0 and flat[i * 3 + k] == a for i, k, a in rows)
+
+
+def test_event_best_finds_the_planted_unit_anywhere_and_at_its_position():
+    from ktlens.analysis.features.coverage import event_best
+
+    x, y, events = _domain()
+    N, K = len(x), 3
+    acts = torch.zeros(N, K, 2)
+    acts[:, 1, 1] = torch.as_tensor((x == 2).astype(np.float32))  # unit 1 fires exactly on x == 2 at position 1
+    scores = score_units(acts, events, LabelConfig(), progress=False)
+    best = event_best(scores, "x == 2")
+    assert best["unit"] == 1 and best["f1"] == 1.0
+    at_1 = event_best(scores, "x == 2", [1])
+    assert at_1 == {"f1": 1.0, "unit": 1, "position": 1}
+    assert event_best(scores, "x == 2", [0, 2])["f1"] < 1.0  # elsewhere the unit is silent
+    import pytest
+
+    with pytest.raises(ValueError, match="x == 9"):
+        event_best(scores, "x == 9")
