@@ -35,7 +35,8 @@ def read_history(run: Path) -> tuple[list[dict], dict]:
         config = json.loads((run / "model" / "metrics.json").read_text())["preset_config"]
         return history, config
     state = json.loads((run / "checkpoint" / "train_state.json").read_text())
-    return state["history"], {"train": state["train_config"]}
+    spec = json.loads((run / "checkpoint" / "config.json").read_text())["task_spec"]
+    return state["history"], {"grid": spec["grid"], "train": state["train_config"]}
 
 
 def power_fit(x: np.ndarray, err: np.ndarray) -> dict[str, float] | None:
@@ -67,11 +68,21 @@ def per_prime(model_dir: str) -> dict[str, float]:
     return out
 
 
+def triples_per_prime(config: dict) -> float:
+    """Training triples per prime of a run's grid (its split and train_fraction applied)."""
+    grid = KTheoryGridSpec.from_dict(config["grid"])
+    ds = build_dataset(grid)
+    return len(ds.train_idx) / len(grid.prime_list())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", required=True)
     ap.add_argument("--baseline", default="ktheory-small")
     ap.add_argument("--out", default="docs/results/ktheory_scaling")
+    ap.add_argument("--at-step", type=int, default=2000,
+                    help="compare runs that differ in grid.train_fraction at this evaluation step")
+    ap.add_argument("--html", default=None, help="also write the figure as an offline page in this folder")
     args = ap.parse_args()
     torch.set_num_threads(1)
     report: dict = {"goal_error": GOAL_ERROR, "runs": {}, "baseline": {args.baseline: per_prime(args.baseline)}}
@@ -96,16 +107,69 @@ def main() -> None:
         print("  " + ", ".join(f"{int(s)}: {h:.3f}" for s, h in zip(steps, held)))
         if "final" in entry:
             print(f"  final: {entry['final']}")
-    finals = [e["final"] for e in report["runs"].values() if "final" in e]
-    if len({round(f["train_triples_per_prime"]) for f in finals}) >= 2:
-        n = np.array([f["train_triples_per_prime"] for f in finals])
-        err = 1 - np.array([f["held_out"] for f in finals])
-        report["fit_vs_triples_per_prime"] = power_fit(n, err)
+    points = []
+    for name, entry in report["runs"].items():
+        if args.at_step in entry["steps"]:
+            i = entry["steps"].index(args.at_step)
+            points.append({"run": name, "train_triples_per_prime": triples_per_prime(entry["config"]),
+                           "held_out": entry["held_out"][i], "held_out_nontrivial": entry["held_out_nontrivial"][i]})
+    if len({round(q["train_triples_per_prime"]) for q in points}) >= 2:
+        report["triples_per_prime_step"] = args.at_step
+        report["triples_per_prime_points"] = points
+        n = np.array([q["train_triples_per_prime"] for q in points])
+        report["fit_vs_triples_per_prime"] = power_fit(n, 1 - np.array([q["held_out"] for q in points]))
+        print(f"at step {args.at_step}: {points}")
         print(f"fit vs training triples per prime: {report['fit_vs_triples_per_prime']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out.with_suffix('.json')}")
+    if args.html:
+        from ktlens.viz.html import write_pages
+
+        paths = write_pages({"ktheory_scaling": figure(report)}, args.html, title="K-theory scaling")
+        print(f"wrote {paths[0]}")
+
+
+def figure(report: dict):
+    """Held-out error against steps (every run) and against training triples per prime (log-log, with the fits)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "held-out error (1 - exact match) against training steps",
+        "held-out error against training triples per prime (at the same step)"))
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+    for (name, run), colour in zip(report["runs"].items(), colours * 3):
+        steps = np.array(run["steps"])
+        for key, dash in (("held_out", "solid"), ("held_out_nontrivial", "dot")):
+            err = 1 - np.array([np.nan if v is None else v for v in run[key]], dtype=float)
+            label = f"{name}{' (non-trivial)' if dash == 'dot' else ''}"
+            fig.add_trace(go.Scatter(x=steps, y=err, mode="lines+markers", name=label,
+                                     line=dict(dash=dash, color=colour)), 1, 1)
+        fit = run.get("fit_vs_steps")
+        if fit and fit["b"] > 0 and len(steps) >= 8:
+            xs = np.geomspace(steps.max() / 2, max(steps.max(), min(fit["x_at_error_0.05"], 1e6)), 50)
+            fig.add_trace(go.Scatter(x=xs, y=fit["a"] * xs ** -fit["b"], mode="lines", line=dict(dash="dash", color=colour),
+                                     name=f"{name}: fit {fit['a']:.3g} t^-{fit['b']:.2f}"), 1, 1)
+    at = report.get("triples_per_prime_points")
+    if at:
+        fig.add_trace(go.Scatter(x=[q["train_triples_per_prime"] for q in at], y=[1 - q["held_out"] for q in at],
+                                 mode="markers+text", text=[q["run"] for q in at], textposition="top center",
+                                 name=f"at step {report['triples_per_prime_step']}"), 1, 2)
+        fit = report.get("fit_vs_triples_per_prime")
+        if fit:
+            xs = np.geomspace(min(q["train_triples_per_prime"] for q in at), 5000, 50)
+            fig.add_trace(go.Scatter(x=xs, y=fit["a"] * xs ** -fit["b"], mode="lines", line=dict(dash="dash"),
+                                     name=f"fit {fit['a']:.3g} n^-{fit['b']:.2f}"), 1, 2)
+    for col in (1, 2):
+        fig.add_hline(y=GOAL_ERROR, line_dash="dot", line_color="gray", row=1, col=col,
+                      annotation_text="goal: error 0.05" if col == 1 else None)
+        fig.update_yaxes(type="log", title_text="held-out error (log)", row=1, col=col)
+    fig.update_xaxes(type="log", title_text="training steps (batch 256, log)", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="training triples per prime (log)", row=1, col=2)
+    fig.update_layout(title="K-theory: held-out error against compute and data, with power-law fits", height=600, width=1350)
+    return fig
 
 
 if __name__ == "__main__":
