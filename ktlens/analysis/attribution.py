@@ -169,6 +169,7 @@ def ktheory_targets(model: HookedModel, p: list[int], r: list[int], e: list[int]
     """True count ids at each decoder position (the model's label order)."""
     from ktlens.tasks.ktheory import summand_count_table
 
+    model.require_plain_layout("logit attribution")
     p_arr, r_arr, e_arr = model.check_domain(p, r, e)
     counts = summand_count_table(p_arr, r_arr, e_arr, length=model.seq_len)
     return torch.as_tensor(np.ascontiguousarray(model.to_model_order(counts)), dtype=torch.long, device=model.device)

@@ -121,7 +121,10 @@ class Node:
 
 def _n_pos(model: HookedModel) -> int:
     """Positions of a sweep's position axis: decoder positions (K-theory) or the 3 input positions (MIIII)."""
-    return model.seq_len if model.model_type == "ktheory" else model.cfg.n_ctx
+    if model.model_type == "ktheory":
+        model.require_plain_layout("activation patching")
+        return model.seq_len
+    return model.cfg.n_ctx
 
 
 def position_names(model: HookedModel) -> list[str]:

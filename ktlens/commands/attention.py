@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         cross = np.stack([cache[f"blocks.{l}.cross_attn.hook_pattern"][0].numpy() for l in range(n_layers)])
         sections.append((f"Cross-attention to the source for {' '.join(source)}",
                          views.cross_attention_figure(cross, rows, source, f"Cross-attention per head: {' '.join(source)}")))
+        model.require_plain_layout("the mean cross-attention summary")
         rng = np.random.default_rng(args.seed)
         p = rng.choice(model.primes, args.summary_size)
         r = rng.integers(1, model.r_max + 1, args.summary_size)

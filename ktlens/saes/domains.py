@@ -38,6 +38,7 @@ class KTheoryDomain:
     """Every (p, r, e) of a K-theory grid; by default the model's own trained grid."""
 
     def __init__(self, model: HookedModel, primes: list[int] | None = None, r_max: int | None = None, e_max: int | None = None):
+        model.require_plain_layout("the K-theory activation domain")
         self.model = model
         self.primes = np.asarray(primes if primes is not None else model.primes, dtype=np.int64)
         self.r_max = int(r_max if r_max is not None else model.r_max)

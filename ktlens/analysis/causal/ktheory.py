@@ -92,6 +92,7 @@ def default_locations(model) -> list[Location]:
 def exact_triples(model, batch_size: int = 2048, min_count: int = 64) -> np.ndarray:
     """``[N, 3]``: every (p, r, e) of the model's domain it labels exactly (teacher-forced argmax); the whole
     domain when fewer than ``min_count`` are exact (an untrained model)."""
+    model.require_plain_layout("causal abstraction")
     p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
     keep = []
     for s in range(0, len(p), batch_size):

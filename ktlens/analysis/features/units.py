@@ -131,6 +131,7 @@ def feature_domain(model: Any) -> FeatureDomain:
         from ktlens.analysis.probes.targets import _ktheory_domain
         from ktlens.tasks.ktheory import summand_count_table
 
+        model.require_plain_layout("feature labelling")
         p, r, e, _ = _ktheory_domain(model.task_spec)
         L = int(model.seq_len)
         tokens = model.pack(p, r, e, summand_count_table(p, r, e, length=L)).cpu()

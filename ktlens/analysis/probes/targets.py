@@ -232,6 +232,7 @@ def remainders_probe_data(
 def probe_data(model: HookedModel, n_max: int | None = 4000, seed: int = 0) -> ProbeData:
     """The study's probe data for `model` (dispatch on ``model.model_type``)."""
     if model.model_type == "ktheory":
+        model.require_plain_layout("probing")
         return ktheory_probe_data(model, n_max, seed)
     if model.model_type == "miiii":
         return remainders_probe_data(model, n_max, seed)
