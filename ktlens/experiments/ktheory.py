@@ -127,9 +127,16 @@ _PRESETS: dict[str, KTheoryPreset] = {
     ),
     "seed": KTheoryPreset(
         grid=KTheoryGridSpec(n_primes=400, r_max=100, e_max=50, split="random", test_fraction=0.2, seed=0),
-        model=dict(d_model=256, n_heads=8, d_mlp=1024, normalization="post", dropout=0.1),
-        train=TrainConfig(steps=100_000, batch_size=512, lr=1e-3, weight_decay=0.01, warmup_steps=1000, eval_every=5000),
-        description="the public reference's grid and architecture (GPU-sized)",
+        model=dict(d_model=256, n_heads=8, d_mlp=1024, n_layers=2, normalization="pre", dropout=0.0),
+        train=TrainConfig(
+            steps=100_000, batch_size=512, lr=1e-3, weight_decay=1.0, grad_clip=None, warmup_steps=1000, eval_every=5000
+        ),
+        description="the public reference's grid (GPU-sized) with what docs/results/ktheory_scaling.md recommends: the "
+        "reference's width, 2 pre-LN blocks, counts decoded n_L first after the scratch values r e and floor(r e / p^h), "
+        "n_1 from the order, weight decay 1.0",
+        label_order="descending",
+        n1_from_order=True,
+        scratch=("re", "quotients"),
     ),
 }
 
