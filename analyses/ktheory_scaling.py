@@ -93,6 +93,7 @@ def main() -> None:
         held = np.array([h["test_ar_exact"] for h in history])
         entry = {
             "config": config,
+            "scratch": json.loads((run / "checkpoint" / "config.json").read_text())["task_spec"].get("scratch"),
             "steps": steps.tolist(),
             "held_out": held.tolist(),
             "held_out_nontrivial": [h.get("test_ar_exact_nontrivial") for h in history],
@@ -108,8 +109,14 @@ def main() -> None:
         if "final" in entry:
             print(f"  final: {entry['final']}")
     points = []
+    first = next(iter(report["runs"].values()))
+
+    def setting(entry: dict) -> str:  # what must match for a data comparison: all but grid.train_fraction
+        grid = {k: v for k, v in entry["config"]["grid"].items() if k != "train_fraction"}
+        return json.dumps([grid, entry["config"]["train"], entry.get("scratch")], sort_keys=True)
+
     for name, entry in report["runs"].items():
-        if args.at_step in entry["steps"]:
+        if args.at_step in entry["steps"] and setting(entry) == setting(first):
             i = entry["steps"].index(args.at_step)
             points.append({"run": name, "train_triples_per_prime": triples_per_prime(entry["config"]),
                            "held_out": entry["held_out"][i], "held_out_nontrivial": entry["held_out_nontrivial"][i]})
@@ -164,7 +171,7 @@ def figure(report: dict):
                                      name=f"fit {fit['a']:.3g} n^-{fit['b']:.2f}"), 1, 2)
     for col in (1, 2):
         fig.add_hline(y=GOAL_ERROR, line_dash="dot", line_color="gray", row=1, col=col,
-                      annotation_text="goal: error 0.05" if col == 1 else None)
+                      **({"annotation_text": "goal: error 0.05"} if col == 1 else {}))
         fig.update_yaxes(type="log", title_text="held-out error (log)", row=1, col=col)
     fig.update_xaxes(type="log", title_text="training steps (batch 256, log)", row=1, col=1)
     fig.update_xaxes(type="log", title_text="training triples per prime (log)", row=1, col=2)
