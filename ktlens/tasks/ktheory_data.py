@@ -176,13 +176,10 @@ class KTheoryVocab:
         return self.max_count + 3
 
     @classmethod
-    def for_spec(cls, spec: KTheoryGridSpec, max_count: int) -> KTheoryVocab:
+    def for_spec(cls, spec: KTheoryGridSpec, max_count: int, seq_len: int) -> KTheoryVocab:
+        """The vocabulary of a grid whose labels have length `seq_len` and largest count `max_count`."""
         primes = spec.prime_list()
-        return cls(
-            src_vocab=max(max(primes), spec.r_max, spec.e_max) + 1,
-            max_count=int(max_count),
-            seq_len=domain_label_shape(primes, spec.r_max, spec.e_max, spec.re_max)[0],
-        )
+        return cls(src_vocab=max(max(primes), spec.r_max, spec.e_max) + 1, max_count=int(max_count), seq_len=int(seq_len))
 
     def encode(self, p, r, e) -> np.ndarray:
         """Source tokens ``[..., 3]`` (int64) = ``(p, r, e)``, each in ``1..src_vocab - 1``."""
@@ -389,21 +386,22 @@ def domain_triples(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[np.
     return p, np.tile(r, len(primes)), np.tile(e, len(primes))
 
 
-def domain_label_shape(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[int, int]:
-    """(label length L, largest count) over the domain. Without an r * e bound L is the closed form
-    `sequence_length`; with one both come from the label table of the bounded domain."""
-    length = sequence_length(primes, r_max, e_max)
+def domain_labels(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[np.ndarray, ...]:
+    """``p, r, e, counts`` of every triple of the domain (order of `domain_triples`). Without an r * e bound
+    the label length is the closed form `sequence_length`; with one, the columns that are zero everywhere on
+    the bounded domain are cut."""
     p, r, e = domain_triples(primes, r_max, e_max, re_max)
-    table = summand_count_table(p, r, e, length=length)
+    counts = summand_count_table(p, r, e, length=sequence_length(primes, r_max, e_max))
     if re_max > 0:
-        nonzero = np.flatnonzero(table.any(axis=0))
-        length = int(nonzero[-1]) + 1 if nonzero.size else 1
-    return length, int(table.max(initial=0))
+        nonzero = np.flatnonzero(counts.any(axis=0))
+        counts = counts[:, : int(nonzero[-1]) + 1 if nonzero.size else 1]
+    return p, r, e, np.ascontiguousarray(counts)
 
 
-def _grid(spec: KTheoryGridSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triples in lexicographic order (p outer, then r, then e inner)."""
-    return domain_triples(spec.prime_list(), spec.r_max, spec.e_max, spec.re_max)
+def domain_label_shape(primes, r_max: int, e_max: int, re_max: int = 0) -> tuple[int, int]:
+    """(label length L, largest count) over the domain (see `domain_labels`)."""
+    counts = domain_labels(primes, r_max, e_max, re_max)[3]
+    return counts.shape[1], int(counts.max(initial=0))
 
 
 def _split(spec: KTheoryGridSpec, p, r, e) -> tuple[np.ndarray, np.ndarray]:
@@ -447,10 +445,8 @@ def build_dataset(spec: KTheoryGridSpec | None = None, cache_dir=None) -> KTheor
             ds = KTheoryDataset.load(base)
             if ds.spec == spec:
                 return ds
-    p, r, e = _grid(spec)
-    seq_len, _ = domain_label_shape(spec.prime_list(), spec.r_max, spec.e_max, spec.re_max)
-    counts = np.ascontiguousarray(summand_count_table(p, r, e, length=seq_len))
-    vocab = KTheoryVocab.for_spec(spec, max_count=int(counts.max(initial=0)))
+    p, r, e, counts = domain_labels(spec.prime_list(), spec.r_max, spec.e_max, spec.re_max)
+    vocab = KTheoryVocab.for_spec(spec, max_count=int(counts.max(initial=0)), seq_len=counts.shape[1])
     train_idx, test_idx = _split(spec, p, r, e)
     ds = KTheoryDataset(spec, vocab, p, r, e, counts, train_idx, test_idx)
     if cache_dir is not None:
