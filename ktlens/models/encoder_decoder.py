@@ -212,6 +212,32 @@ class KTheoryTransformer(HookedModel):
             directions = directions * self.ln_final.w
         return directions
 
+    @property
+    def count_positions(self) -> range:
+        """Decoder positions that predict counts (n_scratch..dec_len-1; all of them without scratch)."""
+        return range(self.n_scratch, self.dec_len)
+
+    @property
+    def n_domain(self) -> int:
+        """Triples in the trained domain (primes x 1..r_max x 1..e_max, with r*e <= re_max if bounded)."""
+        return len(self.domain_triples()[0])
+
+    def domain_triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """p, r, e of every triple of the trained domain (p outer, then r, then e), r*e <= re_max if bounded."""
+        from ktlens.tasks.ktheory_data import domain_triples
+
+        return domain_triples(self.primes, self.r_max, self.e_max, self.spec.re_max)
+
+    def targets(self, p: Any, r: Any, e: Any) -> Int[Tensor, "batch dec_len"]:
+        """True id at every decoder position (scratch values first, if any, then the counts in the decoder's
+        order): what teacher-forced logits are scored against."""
+        from ktlens.tasks.ktheory import summand_count_table
+
+        p_arr, r_arr, e_arr = self.check_domain(p, r, e)
+        counts = summand_count_table(p_arr, r_arr, e_arr, length=self.seq_len)
+        ids = self.decoder_targets(p_arr, r_arr, e_arr, counts)
+        return torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long, device=self.device)
+
     def require_plain_layout(self, what: str) -> None:
         """ValueError unless the domain is the whole grid primes x 1..r_max x 1..e_max and the decoder writes
         only counts: `what` (an analysis) enumerates that grid and reads decoder position k as a count."""
