@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -111,8 +110,9 @@ def _final_scale(model: HookedModel, cache: ActivationCache, n_pos: int) -> Tens
 
 
 def direct_logit_attribution(model: HookedModel, cache: ActivationCache, targets: Int[Tensor, "batch pos"]) -> Attribution:
-    """Each writer's contribution to the logit of `targets` (K-theory: [batch, L] count ids per decoder
-    position, e.g. the true labels; MIIII: [batch, n_tasks] classes), adding up to the logit exactly."""
+    """Each writer's contribution to the logit of `targets` (K-theory: [batch, dec_len] ids, one per decoder
+    position, e.g. `model.targets`: scratch values, then counts; MIIII: [batch, n_tasks] classes), adding up
+    to the logit exactly."""
     decomposition = decompose_final_resid(model, cache)
     stack = decomposition.stack  # [C, B, P, d]
     targets = torch.as_tensor(targets, device=stack.device)
@@ -124,7 +124,7 @@ def direct_logit_attribution(model: HookedModel, cache: ActivationCache, targets
         bias_U = model.b_U.detach()[torch.arange(W.shape[0])[None, :], targets]  # [B, T]
     else:
         if targets.ndim != 2 or targets.shape[1] != stack.shape[2]:
-            raise ValueError(f"targets must be [batch, {stack.shape[2]}] count ids (one per decoder position), got {tuple(targets.shape)}")
+            raise ValueError(f"targets must be [batch, {stack.shape[2]}] ids (one per decoder position), got {tuple(targets.shape)}")
         directions = model.W_U.detach().t()[targets]  # [B, P, d]
         bias_U = model.b_U.detach()[targets]
     if targets.shape[0] != stack.shape[1]:
@@ -165,14 +165,10 @@ def logit_lens(model: HookedModel, cache: ActivationCache, targets: Int[Tensor, 
     return torch.stack(rows), labels
 
 
-def ktheory_targets(model: HookedModel, p: list[int], r: list[int], e: list[int]) -> Int[Tensor, "batch pos"]:
-    """True count ids at each decoder position (the model's label order)."""
-    from ktlens.tasks.ktheory import summand_count_table
-
-    model.require_plain_layout("logit attribution")
-    p_arr, r_arr, e_arr = model.check_domain(p, r, e)
-    counts = summand_count_table(p_arr, r_arr, e_arr, length=model.seq_len)
-    return torch.as_tensor(np.ascontiguousarray(model.to_model_order(counts)), dtype=torch.long, device=model.device)
+def ktheory_targets(model: HookedModel, p: list[int], r: list[int], e: list[int]) -> Int[Tensor, "batch dec_len"]:
+    """True id at every decoder position: the scratch values (if any), then the counts in the model's label
+    order (`model.targets`; ValueError for a triple outside the model's domain)."""
+    return model.targets(p, r, e)
 
 
 def miiii_targets(model: HookedModel, n: list[int]) -> Int[Tensor, "batch task"]:

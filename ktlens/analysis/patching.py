@@ -120,10 +120,10 @@ class Node:
 
 
 def _n_pos(model: HookedModel) -> int:
-    """Positions of a sweep's position axis: decoder positions (K-theory) or the 3 input positions (MIIII)."""
+    """Positions of a sweep's position axis: every decoder position (K-theory: scratch values, if any, then
+    the counts; `model.dec_len`) or the 3 input positions (MIIII)."""
     if model.model_type == "ktheory":
-        model.require_plain_layout("activation patching")
-        return model.seq_len
+        return model.dec_len
     return model.cfg.n_ctx
 
 
@@ -347,7 +347,8 @@ def logit_diff_metric(
     model: HookedModel, position: int, answer: int, alternative: int, task: int | None = None
 ) -> Callable[[Tensor], Tensor]:
     """logits -> mean over the batch of logit[answer] - logit[alternative] at decoder position `position`
-    (K-theory) or for task modulus `task` (MIIII): the logit difference of Zhang & Nanda (2023)."""
+    (K-theory: 0..dec_len-1, a scratch or a count position) or for task modulus `task` (MIIII): the logit
+    difference of Zhang & Nanda (2023)."""
     n_out = model.cfg.d_vocab_out
     for name, value in (("answer", answer), ("alternative", alternative)):
         if not 0 <= value < n_out:
@@ -355,8 +356,8 @@ def logit_diff_metric(
     if model.model_type == "miiii":
         k = model.task_index(task)
     else:
-        if not 0 <= position < model.seq_len:
-            raise ValueError(f"position={position} is outside the decoder positions 0..{model.seq_len - 1}")
+        if not 0 <= position < model.dec_len:
+            raise ValueError(f"position={position} is outside the decoder positions 0..{model.dec_len - 1}")
         k = position
 
     def metric(logits: Tensor) -> Tensor:
@@ -368,7 +369,9 @@ def logit_diff_metric(
 def ktheory_corruptions(model: HookedModel, p: int, r: int, e: int) -> dict[str, tuple[int, int, int]]:
     """In-distribution corruptions of (p, r, e) that keep the other inputs: the nearest other trained prime
     ("p"), r +- 1 ("r"), and an e with a different p-adic valuation u ("u": e * p, or e / p, inside the
-    domain; else the nearest e with another u). Only those inside the trained domain are returned."""
+    domain; else the nearest e with another u). Only those inside the trained domain (r*e <= re_max for
+    a bounded one) are returned."""
+    from ktlens.analysis.domain_sample import in_domain
     from ktlens.tasks.ktheory import p_adic_valuation_of_e
 
     model.check_domain([p], [r], [e])
@@ -377,29 +380,40 @@ def ktheory_corruptions(model: HookedModel, p: int, r: int, e: int) -> dict[str,
     if others:
         out["p"] = (others[0], r, e)
     for r2 in (r + 1, r - 1):
-        if 1 <= r2 <= model.r_max:
+        if in_domain(model, p, r2, e):
             out["r"] = (p, r2, e)
             break
     u = int(p_adic_valuation_of_e(p, r, e))
     candidates = ([e * p] if e * p <= model.e_max else []) + ([e // p] if e % p == 0 else [])
     candidates += sorted(range(1, model.e_max + 1), key=lambda x: (abs(x - e), x))
     for e2 in candidates:
-        if 1 <= e2 <= model.e_max and int(p_adic_valuation_of_e(p, r, e2)) != u:
+        if in_domain(model, p, r, e2) and int(p_adic_valuation_of_e(p, r, e2)) != u:
             out["u"] = (p, r, e2)
             break
     return out
+
+
+def first_count_difference(model: HookedModel, clean: Int[Tensor, " dec_len"], corrupt: Int[Tensor, " dec_len"]) -> int | None:
+    """The first decoder position among `model.count_positions` whose targets differ (None: the counts agree)."""
+    if clean.shape != corrupt.shape or clean.shape[-1] != model.dec_len:
+        raise ValueError(f"targets must both be [{model.dec_len}], got {tuple(clean.shape)} and {tuple(corrupt.shape)}")
+    for k in model.count_positions:
+        if int(clean[k]) != int(corrupt[k]):
+            return k
+    return None
 
 
 def corruption_sweeps(
     model: HookedModel, kind: str, n_pairs: int, node: str = "cross_attn_head", seed: int = 0, min_gap: float = 1.0,
     max_tries: int = 10_000,
 ) -> tuple[list["PatchSweep"], list[dict[str, Any]]]:
-    """Denoising sweeps of ``node`` over ``n_pairs`` seeded K-theory pairs whose ``kind`` corruption
-    (`ktheory_corruptions`: "p", "r" or "u") changes the label. Metric: the logit difference of the clean
-    count against the corrupted count at the first decoder position where the labels differ; pairs whose
-    corruption moves it by less than ``min_gap`` are skipped (normalising would divide by ~0).
-    Returns the sweeps and one ``{"clean", "corrupt", "position"}`` per pair."""
-    from ktlens.analysis.attribution import ktheory_targets
+    """Denoising sweeps of ``node`` over ``n_pairs`` seeded K-theory pairs of the model's domain whose
+    ``kind`` corruption (`ktheory_corruptions`: "p", "r" or "u") changes the counts. Metric: the logit
+    difference of the clean count against the corrupted count at the first count position
+    (`model.count_positions`) where the two targets differ; pairs whose corruption moves it by less than
+    ``min_gap`` are skipped (normalising would divide by ~0). Returns the sweeps and one
+    ``{"clean", "corrupt", "position"}`` per pair (``position``: a decoder position)."""
+    from ktlens.analysis.domain_sample import in_domain
 
     if kind not in ("p", "r", "u"):
         raise ValueError(f"corruption kind {kind!r} is not one of 'p', 'r', 'u'")
@@ -409,14 +423,16 @@ def corruption_sweeps(
         if len(sweeps) >= n_pairs:
             break
         p, r, e = int(rng.choice(model.primes)), int(rng.integers(1, model.r_max + 1)), int(rng.integers(1, model.e_max + 1))
+        if not in_domain(model, p, r, e):  # a grid draw outside a bounded domain: draw again
+            continue
         other = ktheory_corruptions(model, p, r, e).get(kind)
         if other is None:
             continue
-        tc, tk = ktheory_targets(model, [p], [r], [e]), ktheory_targets(model, *([v] for v in other))
-        differ = (tc[0] != tk[0]).nonzero().flatten().tolist()
-        if not differ:
+        tc, tk = model.targets([p], [r], [e]), model.targets(*([v] for v in other))
+        differ = first_count_difference(model, tc[0], tk[0])
+        if differ is None:
             continue
-        k = differ[0]
+        k = differ
         metric = logit_diff_metric(model, k, int(tc[0, k]), int(tk[0, k]))
         clean, corrupt = model.make_batch([p], [r], [e]), model.make_batch(*([v] for v in other))
         with torch.no_grad():  # two forward passes decide whether the pair is worth a sweep

@@ -2,7 +2,7 @@
 
 K-theory: the decoder's self-attention (circuitsvis), cross-attention per head as labelled heatmaps
 (decoder positions x p / r / e), and the mean attention to p, r, e per head and position over a seeded
-sample of the domain. MIIII (`--input N`): the attention from '=' to x0, x1 and '='.
+sample of the model's domain (every decoder position, scratch values included, named by what it predicts). MIIII (`--input N`): the attention from '=' to x0, x1 and '='.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ktlens.analysis.domain_sample import sample_triples
     from ktlens.checkpoint import load_pretrained
     from ktlens.commands.common import resolve_model
     from ktlens.commands.dla import parse_input
@@ -55,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
         cross = np.stack([cache[f"blocks.{l}.cross_attn.hook_pattern"][0].numpy() for l in range(n_layers)])
         sections.append((f"Cross-attention to the source for {' '.join(source)}",
                          views.cross_attention_figure(cross, rows, source, f"Cross-attention per head: {' '.join(source)}")))
-        model.require_plain_layout("the mean cross-attention summary")
-        rng = np.random.default_rng(args.seed)
-        p = rng.choice(model.primes, args.summary_size)
-        r = rng.integers(1, model.r_max + 1, args.summary_size)
-        e = rng.integers(1, model.e_max + 1, args.summary_size)
+        p, r, e = sample_triples(model, args.summary_size, np.random.default_rng(args.seed))
         with torch.no_grad():
             _, batch_cache = model.run_with_cache(model.make_batch(p, r, e), names_filter=lambda name: "cross_attn.hook_pattern" in name)
         mean = np.stack([batch_cache[f"blocks.{l}.cross_attn.hook_pattern"].mean(0).numpy() for l in range(n_layers)])

@@ -1,7 +1,8 @@
 """`ktlens patch --model NAME --clean P,R,E --corrupt P,R,E [--json] --out DIR`: activation patching sweeps.
 
 Metric: the logit difference between the clean run's true token and an alternative (by default the
-corrupted run's true token) at the first decoder position where the two labels differ (K-theory), or
+corrupted run's true token) at the first count position where the two labels differ (K-theory; `--position`
+may name any decoder position, a scratch one included; sweeps run over every decoder position), or
 for the first task whose remainders differ (MIIII, `--clean N --corrupt N`). Every sweep is run by
 denoising (clean activations into the corrupted run) and by attribution patching, whose correlation
 with the real sweep is reported. DIR gets `patching.html` (plotly heatmaps, offline) and `patching.json`.
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="ktheory-small", help="shipped model name, checkpoint folder or run folder")
     p.add_argument("--clean", required=True, help="P,R,E (K-theory) or N (MIIII)")
     p.add_argument("--corrupt", required=True, help="P,R,E (K-theory) or N (MIIII), the same shape of input")
-    p.add_argument("--position", type=int, help="decoder position of the metric (default: first where labels differ)")
+    p.add_argument("--position", type=int, help="decoder position of the metric (default: first count position where labels differ)")
     p.add_argument("--task", type=int, help="MIIII: the modulus q of the metric (default: first whose remainders differ)")
     p.add_argument("--alternative", type=int, help="the token the true one is compared with (default: the corrupted label)")
     p.add_argument("--kinds", default=None, help="comma-separated node kinds (default: all of the model's)")
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def choose_metric(model, clean_targets, corrupt_targets, position=None, task=None, alternative=None):
     """(metric, description) of the logit difference the sweeps measure."""
-    from ktlens.analysis.patching import logit_diff_metric
+    from ktlens.analysis.patching import first_count_difference, logit_diff_metric
 
     miiii = model.model_type == "miiii"
     if miiii:
@@ -41,10 +42,13 @@ def choose_metric(model, clean_targets, corrupt_targets, position=None, task=Non
     else:
         k = position
     if k is None:
-        differ = (clean_targets[0] != corrupt_targets[0]).nonzero().flatten().tolist()
-        if not differ:
+        if miiii:
+            differ = (clean_targets[0] != corrupt_targets[0]).nonzero().flatten().tolist()
+            k = differ[0] if differ else None
+        else:
+            k = first_count_difference(model, clean_targets[0], corrupt_targets[0])
+        if k is None:
             raise ValueError("the clean and corrupted inputs have the same label everywhere: give --position/--task and --alternative")
-        k = differ[0]
     answer = int(clean_targets[0, k])
     alt = int(corrupt_targets[0, k]) if alternative is None else alternative
     if alt == answer:

@@ -66,7 +66,7 @@ def cross_attention_figure(
     fig.update_yaxes(title_text="decoder position (predicts)", col=1)
     fig.update_xaxes(title_text="source", row=n_layers)
     fig.update_layout(title=title, coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "attention"}}},
-                      height=330 * n_layers + 120, width=260 * n_heads + 220)
+                      height=max(330, 22 * len(position_labels) + 100) * n_layers + 120, width=260 * n_heads + 220)
     return fig
 
 
@@ -89,7 +89,7 @@ def cross_attention_summary_figure(
     fig.update_yaxes(autorange="reversed", title_text="cross-attention head", col=1)
     fig.update_layout(title=f"Mean cross-attention to p, r, e per head and position ({n_examples} inputs)",
                       coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "colorbar": {"title": {"text": "mean<br>attention"}}},
-                      height=60 + 34 * len(rows) + 200, width=1300)
+                      height=60 + 34 * len(rows) + 200, width=max(1300, 108 * len(position_labels) + 250))
     return fig
 
 

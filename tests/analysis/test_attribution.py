@@ -76,3 +76,25 @@ def test_post_ln_and_wrong_targets_are_refused():
     _, cache = model.run_with_cache(model.make_batch([2], [1], [1]))
     with pytest.raises(ValueError, match="targets"):
         direct_logit_attribution(model, cache, torch.zeros(1, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("label_order", ["ascending", "descending"])
+def test_targets_and_parts_on_a_bounded_domain_with_scratch_positions(label_order):
+    from tests.analysis.domain_model import domain_model, domain_set
+    from tests.tasks.ktheory_brute import definition_counts
+
+    model = domain_model(label_order)
+    p, r, e = zip(*sorted(domain_set()))
+    targets = ktheory_targets(model, list(p), list(r), list(e))
+    assert targets.shape == (len(p), model.dec_len)
+    for row, pp, rr, ee in zip(targets.tolist(), p, r, e):
+        counts = definition_counts(pp, rr, ee)
+        counts = counts + [0] * (model.seq_len - len(counts))
+        assert row[: model.n_scratch] == [rr * ee // pp**h for h in range(model.n_scratch)]  # re, re/p, re/p^2, ...
+        assert row[model.n_scratch :] == (counts if label_order == "ascending" else counts[::-1])
+    with pytest.raises(ValueError, match="r\\*e=15"):
+        ktheory_targets(model, [2], [3], [5])
+    logits, cache = model.run_with_cache(model.make_batch(list(p[:6]), list(r[:6]), list(e[:6])))
+    attribution = direct_logit_attribution(model, cache, targets[:6])
+    assert attribution.contributions.shape[1:] == (6, model.dec_len)
+    assert torch.allclose(attribution.contributions.sum(0), logits.gather(-1, targets[:6, :, None])[..., 0], atol=1e-4)

@@ -22,7 +22,9 @@ class ProbeTarget:
     """One quantity to decode.
 
     ``values`` is ``[N]`` (one value per example) or, with ``per_position=True``, ``[N, P]`` where
-    column k is the value at position k (e.g. the K-theory label n_{k+1} at decoder position k).
+    column k is the value at position ``first_position + k`` (e.g. the K-theory label n_{k+1} at decoder
+    position k; with scratch positions first, the counts start at ``first_position = n_scratch``); rows
+    at positions the columns do not cover are left out of that target's fit.
     Class values may be any integers or booleans (they are re-coded 0..C-1); scalar values are floats.
     ``description`` says exactly what the number is. ``mask`` (bool ``[N]``, optional) restricts the
     target to some examples (e.g. only triples with p | e); the others are left out of its train and
@@ -35,6 +37,7 @@ class ProbeTarget:
     description: str = ""
     per_position: bool = False
     mask: np.ndarray | None = None
+    first_position: int = 0  # per-position targets: the position of column 0
 
     def __post_init__(self) -> None:
         if self.kind not in ("class", "scalar"):
@@ -55,6 +58,10 @@ class ProbeTarget:
             if not np.isfinite(values).all():
                 raise ValueError(f"ProbeTarget {self.name!r}: scalar values contain NaN or inf")
         self.values = values
+        if not isinstance(self.first_position, (int, np.integer)) or self.first_position < 0:
+            raise ValueError(f"ProbeTarget {self.name!r}: first_position must be an integer >= 0, got {self.first_position!r}")
+        if self.first_position and not self.per_position:
+            raise ValueError(f"ProbeTarget {self.name!r}: first_position={self.first_position} needs per_position=True")
         if self.mask is not None:
             mask = np.asarray(self.mask)
             if mask.dtype != bool or mask.shape != (len(values),):

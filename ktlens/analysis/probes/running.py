@@ -65,16 +65,23 @@ def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def _row_values(values: np.ndarray, per_position: bool, feats: Features) -> np.ndarray | None:
-    """A target's value for every row of `feats`, or None where undefined (a per-position target on
-    rows that mix positions)."""
+def _row_values(
+    values: np.ndarray, per_position: bool, feats: Features, first_position: int = 0
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A target's value for every row of `feats` and which rows it is defined on (None: all), or None
+    where it is defined on none (a per-position target on rows that mix positions, or on positions its
+    columns ``first_position..first_position + P - 1`` do not cover)."""
     if not per_position:
-        return values[feats.example]
+        return values[feats.example], None
     if (feats.position < 0).any():
         return None
-    if (feats.position >= values.shape[1]).any():
+    column = feats.position - first_position
+    defined = (column >= 0) & (column < values.shape[1])
+    if not defined.any():
         return None
-    return values[feats.example, feats.position]
+    if defined.all():
+        return values[feats.example, column], None
+    return values[feats.example, np.clip(column, 0, values.shape[1] - 1)], defined
 
 
 def _shuffled(target: ProbeTarget, seed: int) -> np.ndarray:
@@ -107,15 +114,18 @@ def _fit_all(
     in_test = np.isin(feats.example, test_ex)
     groups: dict[Any, dict[str, Any]] = {}
     for t in targets:
-        vals = _row_values(t.values, t.per_position, feats)
-        if vals is None:
+        row_values = _row_values(t.values, t.per_position, feats, t.first_position)
+        if row_values is None:
             continue
+        vals, defined = row_values
         keep = np.ones(len(feats.example), dtype=bool) if t.mask is None else t.mask[feats.example]
-        key = (t.kind, None if t.mask is None else t.mask.tobytes())
+        if defined is not None:
+            keep = keep & defined
+        key = (t.kind, None if t.mask is None else t.mask.tobytes(), None if defined is None else defined.tobytes())
         g = groups.setdefault(key, {"kind": t.kind, "keep": keep, "jobs": []})
         g["jobs"].append((t.name, "real", vals))
         if shuffled:
-            g["jobs"].append((t.name, "shuffled", _row_values(_shuffled(t, seed), t.per_position, feats)))
+            g["jobs"].append((t.name, "shuffled", _row_values(_shuffled(t, seed), t.per_position, feats, t.first_position)[0]))
     out: dict[str, dict[str, dict[str, float]]] = {}
     for g in groups.values():
         rows = np.flatnonzero(g["keep"])

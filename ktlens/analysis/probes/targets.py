@@ -9,8 +9,11 @@ Position convention (``default_position``, defined in ``ktlens.analysis.probes.p
 
 * K-theory model (``model_type == "ktheory"``): decoder hooks are read at **decoder position 0**, the
   BOS position. Its input token is BOS for every example, so everything it holds about (p, r, e) came
-  through cross-attention to the source, and it is where the model must emit n_1. (Later positions also
-  see the teacher-forced labels n_1..n_k; use ``positions=k`` or ``"all"`` to probe them.)
+  through cross-attention to the source, and it is where the model emits its first value (the first
+  count, or the first scratch value, r*e, when the decoder writes scratch values first). (Later positions
+  also see the teacher-forced values before them; use ``positions=k`` or ``"all"`` to probe them.)
+  The per-position count target ``n_at_position`` covers the count positions only
+  (``model.count_positions``); ``scratch_at_position`` the scratch positions only.
   Consequence: ``blocks.0.hook_resid_mid`` at position 0 is the same vector for every example
   (self-attention at BOS sees only BOS), so every probe there sits at its baseline: a sanity row.
   Source hooks (``hook_src_embed``, ``hook_src_pos_embed``, ``hook_src``, ``cross_attn.hook_k/v``) are
@@ -46,6 +49,7 @@ __all__ = [
     "FLATTEN_HOOKS",
     "READ_POSITION",
     "KTHEORY_TARGETS",
+    "scratch_targets",
 ]
 
 
@@ -114,7 +118,7 @@ def _sample(n: int, n_max: int | None, seed: int) -> np.ndarray:
 
 def _ktheory_domain(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(p, r, e, in_model_test) of the model's domain: its dataset when the task_spec records the
-    grid, else primes x 1..r_max x 1..e_max (split unknown: None)."""
+    grid, else primes x 1..r_max x 1..e_max with r*e <= re_max if bounded (split unknown: None)."""
     if "grid" in spec:
         from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
 
@@ -122,8 +126,22 @@ def _ktheory_domain(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nd
         held = np.zeros(len(ds), dtype=bool)
         held[ds.test_idx] = True
         return ds.p, ds.r, ds.e, held
-    P, R, E = np.meshgrid(np.asarray(spec["primes"]), np.arange(1, spec["r_max"] + 1), np.arange(1, spec["e_max"] + 1), indexing="ij")
-    return P.ravel().astype(np.int64), R.ravel().astype(np.int64), E.ravel().astype(np.int64), None
+    from ktlens.tasks.ktheory_data import domain_triples
+
+    p, r, e = domain_triples(spec["primes"], spec["r_max"], spec["e_max"], spec.get("re_max", 0))
+    return p.astype(np.int64), r.astype(np.int64), e.astype(np.int64), None
+
+
+def _held_out(spec: dict[str, Any], p: np.ndarray, r: np.ndarray, e: np.ndarray) -> np.ndarray | None:
+    """Whether each triple is in the held-out split of the model's dataset (None: no grid recorded)."""
+    if "grid" not in spec:
+        return None
+    dp, dr, de, held = _ktheory_domain(spec)
+    index = {t: i for i, t in enumerate(zip(dp.tolist(), dr.tolist(), de.tolist()))}
+    rows = [index.get(t) for t in zip(p.tolist(), r.tolist(), e.tolist())]
+    if any(i is None for i in rows):
+        raise ValueError(f"the model's domain has triples outside its dataset, e.g. {next(t for t, i in zip(zip(p, r, e), rows) if i is None)}")
+    return held[np.asarray(rows, dtype=np.int64)]
 
 
 #: K-theory probe targets in table order: (target name, task variable, description, only where p | e).
@@ -155,19 +173,22 @@ MIN_MASKED = 8  # the p | e targets need at least this many such triples
 
 
 def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int = 0) -> ProbeData:
-    """Triples (p, r, e) of the model's domain (its dataset's train and held-out triples alike), at most
-    `n_max` of them sampled with `seed`, with teacher-forced tokens ``model.pack(p, r, e, counts)``.
+    """Triples (p, r, e) of the model's domain (``model.domain_triples()``: train and held-out triples
+    alike, r*e <= re_max for a bounded domain), at most `n_max` of them sampled with `seed`, with
+    teacher-forced tokens ``model.pack(p, r, e, counts)`` (scratch values included).
 
     Targets: `KTHEORY_TARGETS`, values from ``ktlens.tasks.ktheory.VARIABLES`` (``n_at_position`` with
-    the model's label length and label order, so column k is the label at decoder position k).
+    the model's label length and label order, so column k is the count at decoder position
+    ``n_scratch + k``). A model that writes scratch values also gets `scratch_targets`.
     """
     from ktlens.tasks.ktheory import VARIABLES
 
     spec = model.task_spec
-    p, r, e, held = _ktheory_domain(spec)
+    p, r, e = model.domain_triples()
+    held = _held_out(spec, p, r, e)
     keep = _sample(len(p), n_max, seed)
     p, r, e = p[keep], r[keep], e[keep]
-    seq_len = int(spec["seq_len"])
+    seq_len = model.seq_len
     names = list(dict.fromkeys(["counts"] + [n for _, var, _, _ in KTHEORY_TARGETS for n in var.split(",")]))
     values = compute_variables(VARIABLES, names, p=p, r=r, e=e, length=seq_len, label_order=model.label_order)
     tokens = model.pack(p, r, e, values["counts"]).cpu()  # natural-order labels, teacher-forced
@@ -179,13 +200,37 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
         parts = var.split(",")
         vals = joint_codes(*(values[v] for v in parts)) if len(parts) > 1 else values[var]
         kind = "class" if len(parts) > 1 else VARIABLES[var].kind
-        targets.append(ProbeTarget(name, kind, vals, description, per_position=VARIABLES[parts[0]].per_position,
-                                   mask=divides if only_divides else None))
+        per_position = VARIABLES[parts[0]].per_position
+        if per_position and model.n_scratch:
+            description += f" (count positions {model.n_scratch}..{model.dec_len - 1} only)"
+        targets.append(ProbeTarget(name, kind, vals, description, per_position=per_position,
+                                   mask=divides if only_divides else None, first_position=model.n_scratch if per_position else 0))
+    targets += scratch_targets(model, p, r, e)
     inputs = {"p": p, "r": r, "e": e}
     if held is not None:
         inputs["in_model_test_split"] = held[keep]
     return ProbeData(tokens, targets, inputs,
                      note="K-theory triples of the model's domain (train and held-out); teacher-forced labels")
+
+
+def scratch_targets(model: HookedModel, p: np.ndarray, r: np.ndarray, e: np.ndarray) -> list[ProbeTarget]:
+    """Targets for the scratch values a model writes before the counts (none without scratch), from
+    ``model.spec.scratch_values``: ``scratch_at_position`` (column k: the value at scratch position k) and
+    one scalar target per quotient floor(r*e / p^h), h >= 2 (r*e is the target ``re``, floor(r*e / p)
+    the target ``count_div_p``)."""
+    if not model.n_scratch:
+        return []
+    values = model.spec.scratch_values(p, r, e)  # [N, n_scratch]
+    labels = model.spec.scratch_labels()
+    out = [ProbeTarget("scratch_at_position", "scalar", values,
+                       f"the scratch value written at decoder position k = 0..{model.n_scratch - 1}: "
+                       f"{', '.join(labels)} (scratch positions only) (R^2)", per_position=True)]
+    for k, label in enumerate(labels):
+        if label in ("re", "re/p"):
+            continue
+        out.append(ProbeTarget(f"scratch_{label}", "scalar", values[:, k],
+                               f"{label} = floor(r*e / p^h), the scratch value of decoder position {k} (R^2)"))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -232,7 +277,6 @@ def remainders_probe_data(
 def probe_data(model: HookedModel, n_max: int | None = 4000, seed: int = 0) -> ProbeData:
     """The study's probe data for `model` (dispatch on ``model.model_type``)."""
     if model.model_type == "ktheory":
-        model.require_plain_layout("probing")
         return ktheory_probe_data(model, n_max, seed)
     if model.model_type == "miiii":
         return remainders_probe_data(model, n_max, seed)

@@ -17,6 +17,10 @@ def test_bad_targets_are_named():
         ProbeTarget("x", "scalar", np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match=r"2-D"):
         ProbeTarget("x", "scalar", np.zeros(3), per_position=True)
+    with pytest.raises(ValueError, match="first_position=2 needs per_position"):
+        ProbeTarget("x", "scalar", np.zeros(3), first_position=2)
+    with pytest.raises(ValueError, match="-1"):
+        ProbeTarget("x", "scalar", np.zeros((3, 2)), per_position=True, first_position=-1)
     y = np.arange(20) % 2
     with pytest.raises(ValueError, match="mask"):
         ProbeTarget("m", "class", y, mask=np.ones(10, dtype=bool))
