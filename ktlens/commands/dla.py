@@ -1,8 +1,9 @@
 """`ktlens dla --model NAME --input P,R,E [--json]`: direct logit attribution of every component.
 
-K-theory: per decoder position k (the model's order) the logit of the true count under teacher forcing
-and what each writer of the final residual stream (embeddings, every self- and cross-attention head,
-MLPs, biases) contributes to it; the contributions add up to the logit. MIIII (`--input N`): the same at
+K-theory: per decoder position k (the model's order, named: scratch values such as r*e first, if the model
+writes them, then the counts) the logit of the true value (`model.targets`) under teacher forcing and what
+each writer of the final residual stream (embeddings, every self- and cross-attention head, MLPs, biases)
+contributes to it; the contributions add up to the logit. MIIII (`--input N`): the same at
 '=' for the true class of every task.
 """
 
