@@ -282,8 +282,10 @@ def _necessity(model: Any, n: int) -> dict[str, dict[str, float]]:
     from ktlens.analysis.attribution import ktheory_targets
     from ktlens.analysis.interventions import Intervention, intervention_effect
 
+    from ktlens.analysis.domain_sample import sample_triples
+
     rng = np.random.default_rng(0)
-    draw = lambda: (rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n))  # noqa: E731
+    draw = lambda: sample_triples(model, n, rng)  # noqa: E731
     P, R, E = draw()
     batch, targets = model.make_batch(P, R, E), ktheory_targets(model, P.tolist(), R.tolist(), E.tolist())
     reference = model.make_batch(*draw())
@@ -299,7 +301,8 @@ def _necessity(model: Any, n: int) -> dict[str, dict[str, float]]:
 def patching(ctx: Any) -> dict:
     """Denoising each cross-attention head under p, r and u corruptions; attribution patching; mean ablation."""
     from ktlens.analysis.attribution import ktheory_targets
-    from ktlens.analysis.patching import attribution_patch, corruption_sweeps, correlation, logit_diff_metric, patch_sweep
+    from ktlens.analysis.patching import (attribution_patch, corruption_sweeps, correlation, first_count_difference,
+                                         logit_diff_metric, patch_sweep)
 
     model, st = ctx.model, ctx.settings
     heads = [f"L{l}C{h}" for l in range(int(model.cfg.n_layers)) for h in range(int(model.cfg.n_heads))]
@@ -310,7 +313,7 @@ def patching(ctx: Any) -> dict:
         restored[kind], share[kind] = values.mean(0), (values >= 0.8).mean(0)
     clean, corrupt = model.make_batch([5], [4], [9]), model.make_batch([7], [4], [9])
     tc, tk = ktheory_targets(model, [5], [4], [9]), ktheory_targets(model, [7], [4], [9])
-    k = int((tc[0] != tk[0]).nonzero().flatten()[0])
+    k = first_count_difference(model, tc[0], tk[0])
     metric = logit_diff_metric(model, k, int(tc[0, k]), int(tk[0, k]))
     corr = {}
     for kind in st["estimate_kinds"]:
@@ -358,6 +361,7 @@ def patching(ctx: Any) -> dict:
 def attribution(ctx: Any) -> dict:
     """Exact direct logit attribution of one example, and the mean over a batch of the domain."""
     from ktlens.analysis.attribution import direct_logit_attribution, ktheory_targets
+    from ktlens.analysis.domain_sample import sample_triples
 
     model, st = ctx.model, ctx.settings
     p, r, e = ([v] for v in st["input"])
@@ -370,7 +374,7 @@ def attribution(ctx: Any) -> dict:
     top = np.argsort(-np.abs(contrib).max(1))[:12]
     rng = np.random.default_rng(0)
     n = st["examples"]
-    P, R, E = rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n)
+    P, R, E = sample_triples(model, n, rng)
     _, bcache = model.run_with_cache(model.make_batch(P, R, E))
     batt = direct_logit_attribution(model, bcache, ktheory_targets(model, P.tolist(), R.tolist(), E.tolist()))
     mean = batt.contributions.mean((1, 2)).numpy()
@@ -405,6 +409,8 @@ def attribution(ctx: Any) -> dict:
 @torch.no_grad()
 def attention(ctx: Any) -> dict:
     """Self-attention (circuitsvis) and cross-attention of one example; the mean cross-attention to p, r, e per head."""
+    from ktlens.analysis.domain_sample import sample_triples
+
     model, st = ctx.model, ctx.settings
     p, r, e = ([v] for v in st["input"])
     tokens = model.make_batch(p, r, e)
@@ -419,7 +425,7 @@ def attention(ctx: Any) -> dict:
     figs.insert(0, fg.cross_attention(f"Cross-attention per head, input {' '.join(source)}", cross, rows, source))
     rng = np.random.default_rng(0)
     n = st["summary_size"]
-    P, R, E = rng.choice(model.primes, n), rng.integers(1, model.r_max + 1, n), rng.integers(1, model.e_max + 1, n)
+    P, R, E = sample_triples(model, n, rng)
     _, bc = model.run_with_cache(model.make_batch(P, R, E), names_filter=lambda name: "cross_attn.hook_pattern" in name)
     mean = np.concatenate([bc[f"blocks.{l}.cross_attn.hook_pattern"].mean((0, 2)).numpy() for l in range(L)])  # [L*H, 3]
     heads = [f"L{l}C{h}" for l in range(L) for h in range(H)]
