@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,11 +43,13 @@ def stem_of(model_name: str) -> str:
     return f"causal_ktheory_{tail}"
 
 
-def run_sweep(model, args) -> list[dict]:
+def run_sweep(model, args, save=None) -> list[dict]:
+    """The sweep's rows; ``save(rows)`` after each fit (rows so far, without the random-model control)."""
     from ktlens.analysis.causal.sweep import sweep
 
+    on_report = None if save is None else (lambda reports: save([r.to_dict() for r in reports]))
     reports = sweep(model, args.variables, locations=args.locations, ranks=tuple(args.ranks), steps=args.steps,
-                    n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=True)
+                    n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=True, on_report=on_report)
     return [r.to_dict() for r in reports]
 
 
@@ -97,17 +100,30 @@ def best_table(records: list[dict]) -> tuple[list[str], dict]:
     return rows, best
 
 
-def write_report(model, records: list[dict], args) -> None:
+def dose_curves(model, args) -> dict[str, list[dict]]:
+    """The dose-response curves at each block's MLP, read from ``runs/<stem>_dose.json`` with ``--reuse-dose``,
+    else computed and saved there."""
     from ktlens.analysis.causal.dose import dose_response_capped
+
+    path = Path(args.sweep_json).with_name(Path(args.out).name + "_dose.json")
+    if args.reuse_dose and path.is_file():
+        return json.loads(path.read_text())
+    curves = {}
+    for l in range(model.cfg.n_layers):
+        hook = f"blocks.{l}.mlp.hook_post"
+        curves[hook] = [c.to_dict() for c in dose_response_capped(model, hook, seed=args.seed)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(curves) + "\n")
+    return curves
+
+
+def write_report(model, records: list[dict], args) -> None:
     from ktlens.viz.causal import das_heatmap, dose_figure
     from ktlens.viz.html import write_pages
 
     out = Path(args.out)
     html_dir = Path(args.html_dir)
-    curves = {}
-    for l in range(model.cfg.n_layers):
-        hook = f"blocks.{l}.mlp.hook_post"
-        curves[hook] = [c.to_dict() for c in dose_response_capped(model, hook, seed=args.seed)]
+    curves = dose_curves(model, args)
     stem = out.name
     figs = {f"{stem}_sweep": das_heatmap(records, title=f"DAS on {args.model}: held-out IIA per variable x location")}
     for hook, cs in curves.items():
@@ -115,9 +131,20 @@ def write_report(model, records: list[dict], args) -> None:
             cs, model.position_labels(), f"Setting the capped count N to N + delta along a direction at {hook} "
             "(n_1 position, triples with u = 1)")
     pages = write_pages(figs, html_dir, title=f"causal abstraction of {args.model}")
+    pngs = set()
     for page in pages:
         size = "1400,1100" if page.stem.endswith("sweep") else "1400,750"
-        screenshot(page.resolve(), out.parent / f"{page.stem}.png", size)
+        try:
+            screenshot(page.resolve(), out.parent / f"{page.stem}.png", size)
+            pngs.add(page.stem)
+        except (OSError, subprocess.SubprocessError) as err:  # no headless chromium here: the HTML pages only
+            print(f"no PNG of {page.name} ({err}); the figure is {page}", file=sys.stderr)
+
+    def figure(alt: str, name: str) -> str:
+        if name in pngs or (out.parent / f"{name}.png").is_file():
+            return f"![{alt}]({name}.png)"
+        return f"{alt}: `runs/{html_dir.name}/{name}.html` (offline HTML, written by the script; no PNG renderer where it ran)"
+
     best_rows, best = best_table(records)
     goal = [v for v in ("u", "e_prime") if best.get(v) and best[v]["iia"] >= 0.9
             and best[v]["iia"] - best[v]["iia_random_subspace"] >= 0.2]
@@ -147,7 +174,7 @@ def write_report(model, records: list[dict], args) -> None:
         "scored. Under Algorithm 1 (the causal model used here) the scratch values depend on p and re only, so a u or "
         "e' swap (re held at the base's value) leaves them unchanged: the decoder input is the causal model's own "
         "counterfactual sequence. An re swap changes them: there the decoder reads the base's r e and quotients while "
-        "being asked for the counts of the source's re (share of such pairs: column 'scratch changed').")
+        "being asked for the counts of the source's re (share of such pairs: `scratch_changed_share` in the JSON).")
     text = [
         f"# Causal abstraction of {args.model}: is it running Algorithm 1?",
         "",
@@ -173,7 +200,7 @@ def write_report(model, records: list[dict], args) -> None:
         "",
         *best_rows,
         "",
-        f"![DAS sweep]({stem}_sweep.png)",
+        figure("DAS sweep", f"{stem}_sweep"),
         "",
         "FOCUS_PLACEHOLDER",
         "",
@@ -186,7 +213,7 @@ def write_report(model, records: list[dict], args) -> None:
         "",
         *dose_rows,
         "",
-        *[f"![dose-response {hook}]({stem}_dose_{hook.split('.')[1]}.png)" for hook in curves],
+        *[figure(f"dose-response {hook}", f"{stem}_dose_{hook.split('.')[1]}") for hook in curves],
         "",
         "## Full sweep",
         "",
@@ -219,6 +246,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-sweep", action="store_true", help="read the sweep from --sweep-json instead of running it")
     parser.add_argument("--sweep-only", action="store_true", help="run and save the sweep, nothing else")
+    parser.add_argument("--dose-only", action="store_true", help="compute and save the dose-response, nothing else")
+    parser.add_argument("--reuse-dose", action="store_true", help="read the dose-response from runs/<stem>_dose.json")
     parser.add_argument("--sweep-json", default=None, help="default runs/<stem>_sweep.json")
     parser.add_argument("--out", default=None, help="default docs/results/<stem> (causal_ktheory for ktheory-small)")
     parser.add_argument("--html-dir", default=None, help="default runs/<stem>_html")
@@ -232,15 +261,18 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_pretrained(args.model).eval()
     sweep_path = Path(args.sweep_json)
+    if args.dose_only:
+        dose_curves(model, args)
+        return
     t0 = time.perf_counter()
     if args.reuse_sweep:
         records = json.loads(sweep_path.read_text())
     else:
-        records = run_sweep(model, args)
-        if partial and sweep_path.is_file():
-            records = merge(json.loads(sweep_path.read_text()), records)
+        saved = json.loads(sweep_path.read_text()) if partial and sweep_path.is_file() else []
         sweep_path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_path.write_text(json.dumps(records, indent=1) + "\n")
+        write = lambda rows: sweep_path.write_text(json.dumps(merge(saved, rows), indent=1) + "\n")  # noqa: E731
+        records = merge(saved, run_sweep(model, args, save=write))
+        write(records)
         print(f"sweep: {len(records)} fits in {time.perf_counter() - t0:.0f} s -> {sweep_path}", file=sys.stderr)
     if args.sweep_only:
         return
