@@ -3,6 +3,8 @@
 Fits DAS at `--location` (or at every default location, printing the best) and prints `variable, location,
 subspace_dim, iia, iia_random_subspace, iia_placebo, iia_random_model, n_pairs, answer_changing_share`;
 `--json` prints them as JSON; `--sweep` prints every (location, size) row instead. Progress goes to stderr.
+Works on bounded-domain and scratchpad models (ktheory-base): pairs from the model's domain, IIA scored at the
+count positions with the base's scratch values in the decoder input (`ktlens.analysis.causal.ktheory`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a shipped model name (ktheory-small) or a checkpoint folder")
     p.add_argument("--variable", required=True, help="u, e_prime, re, capped or n_k")
     p.add_argument("--location", action="append", default=None,
-                   help="HOOK or HOOK@POSITIONS (bos, labels, all; src, p, r, e for hook_src); repeatable; "
-                        "default: every default location")
+                   help="HOOK or HOOK@POSITIONS (bos, labels, all, count, scratch or a decoder position; src, p, r, e "
+                        "for hook_src); repeatable; default: every default location")
     p.add_argument("--rank", type=int, nargs="+", default=[1, 8], help="subspace sizes (default 1 8)")
     p.add_argument("--steps", type=int, default=100, help="Adam steps per fit (default 100)")
     p.add_argument("--n-train", type=int, default=1024, help="training pairs (default 1024)")

@@ -33,6 +33,10 @@ values they take on source inputs. Conventions, all from the definition above:
   ``re = r e`` with the base's ``r``) unless ``re`` itself is set. Setting ``u`` from a source then gives the label
   of the real triple ``(p, r, p^(u_src) e'_base)`` (when that ``e`` is in the domain); with no intervention it
   is Algorithm 1. This is the reading of a network that derives ``re`` from the ``e`` it reads.
+* Scratch values (a decoder that writes ``re`` and ``floor(re / p^h)`` before the counts) are functions of ``p`` and
+  ``re``: a ``u`` or ``e'`` swap under ``algorithm1`` or ``order`` leaves them as they are (``re`` is the base's),
+  an ``re`` swap, or a ``u`` / ``e'`` swap under ``e_rebuilt``, moves them with ``re`` (``upstream``).
+  ``realisable`` says whether a counterfactual stays inside a (possibly ``r e``-bounded) domain.
 * A counterfactual that needs a count at a level beyond ``length``, or a negative count (``capped`` set
   below ``capped - (H_u - G_u)``, impossible by construction since both parts are counts), raises ValueError.
 """
@@ -48,7 +52,7 @@ from jaxtyping import Bool, Int
 from ktlens.tasks import ktheory as kt
 
 __all__ = ["CAUSAL_MODELS", "UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
-           "capped_from", "counterfactual", "changes_answer", "max_level"]
+           "capped_from", "counterfactual", "changes_answer", "max_level", "upstream", "realisable"]
 
 #: "algorithm1": n_1 from the definition; "order": n_1 from the order identity; "e_rebuilt": re = r p^u e'
 #: recomputed from the (possibly swapped) u and e' (module docstring).
@@ -144,17 +148,10 @@ def max_level(counts: np.ndarray) -> Int[np.ndarray, "n"]:
     return np.where(nz.any(1), counts.shape[1] - np.argmax(nz[:, ::-1], axis=1), 0)
 
 
-def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None, length: int | None = None,
-                   causal_model: str = "algorithm1", allow_negative: bool = False) -> Int[np.ndarray, "n length"]:
-    """The label of each base triple with the variables named in ``sources`` set to the values they take on
-    the matching source triples (``{"u": (p', r', e'), ...}``; conventions in the module docstring).
-
-    ``counterfactual(base)`` (no intervention) is the closed form ``summand_count_table``. ValueError naming an
-    unknown variable, a source of another length, or a result longer than ``length`` (or with a negative count,
-    unless ``allow_negative``)."""
+def _upstream(base: Triples, sources: Mapping[str, Triples], causal_model: str) -> tuple[dict, dict]:
+    """(the intervened ``u, e', re`` of each base, each source's intermediates by variable)."""
     if causal_model not in CAUSAL_MODELS:
         raise ValueError(f"causal_model={causal_model!r} must be one of {CAUSAL_MODELS}")
-    sources = dict(sources or {})
     for name in sources:
         check_variable(name)
     base_vals = intermediates(*base)
@@ -170,6 +167,49 @@ def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None, 
     if causal_model == "e_rebuilt" and "re" not in sources:
         r_arr = np.atleast_1d(np.asarray(base[1], dtype=np.int64))
         up["re"] = r_arr * p ** up["u"] * up["e_prime"]
+    return up, src_vals
+
+
+def upstream(base: Triples, sources: Mapping[str, Triples] | None = None,
+             causal_model: str = "algorithm1") -> dict[str, Int[np.ndarray, "n"]]:
+    """``{"u", "e_prime", "re"}`` after the intervention (``counterfactual``'s conventions): the values the
+    counterfactual label is computed from. Its ``re`` also fixes Algorithm 1's scratch values ``re`` and
+    ``floor(re / p^h)`` (``KTheoryTaskSpec.scratch_values``): unchanged by a ``u`` or ``e'`` swap under
+    ``algorithm1`` and ``order``, moved by an ``re`` swap and, under ``e_rebuilt``, by a ``u`` or ``e'`` swap."""
+    return _upstream(base, dict(sources or {}), causal_model)[0]
+
+
+def realisable(base: Triples, sources: Mapping[str, Triples] | None, causal_model: str, primes, r_max: int,
+               e_max: int, re_max: int = 0) -> Bool[np.ndarray, "n"]:
+    """Whether each counterfactual stays inside a domain (``primes x 1..r_max x 1..e_max``, ``r e <= re_max``
+    when ``re_max > 0``): its ``re`` is at most the domain's largest ``r e``, and under ``e_rebuilt`` (``re`` not
+    set) the rebuilt triple ``(p, r, p^u e')`` is in the domain. The ``algorithm1`` / ``order`` combinations
+    (a swapped ``u`` or ``e'`` with the base's ``re``) are defined everywhere but are not real triples; they
+    only need the ``re`` bound, which base and source values always meet."""
+    sources = dict(sources or {})
+    up = upstream(base, sources, causal_model)
+    top = min(r_max * e_max, re_max) if re_max else r_max * e_max
+    ok = up["re"] <= top
+    p = np.atleast_1d(np.asarray(base[0], dtype=np.int64))
+    ok &= np.isin(p, np.asarray(primes))
+    if causal_model == "e_rebuilt" and "re" not in sources:
+        r = np.atleast_1d(np.asarray(base[1], dtype=np.int64))
+        e = p ** up["u"] * up["e_prime"]
+        ok &= (e <= e_max) & (r <= r_max) & ((r * e <= re_max) if re_max else True)
+    return ok
+
+
+def counterfactual(base: Triples, sources: Mapping[str, Triples] | None = None, length: int | None = None,
+                   causal_model: str = "algorithm1", allow_negative: bool = False) -> Int[np.ndarray, "n length"]:
+    """The label of each base triple with the variables named in ``sources`` set to the values they take on
+    the matching source triples (``{"u": (p', r', e'), ...}``; conventions in the module docstring).
+
+    ``counterfactual(base)`` (no intervention) is the closed form ``summand_count_table``. ValueError naming an
+    unknown variable, a source of another length, or a result longer than ``length`` (or with a negative count,
+    unless ``allow_negative``)."""
+    sources = dict(sources or {})
+    up, src_vals = _upstream(base, sources, causal_model)
+    p = np.atleast_1d(np.asarray(base[0], dtype=np.int64))
     counts = counts_from(p, up["u"], up["e_prime"], up["re"])
     ks = [int(k[2:]) for k in sources if k.startswith("n_")]
     src_counts = {k: counterfactual(sources[f"n_{k}"]) for k in ks}

@@ -5,6 +5,10 @@ logits of every count position.
 On triples with u = 1, N is the causal model's ``capped`` and Algorithm 1 says ``n_1 = (H_1 - G_1) + N``:
 setting N to N + delta moves n_1 (the Z/p count) by exactly delta and leaves every other count alone.
 
+Triples come from the model's domain (``exact_triples``); with a scratchpad the decoder input holds their scratch
+values and the n_1 position comes after the scratch positions (``logit_change`` covers every decoder position,
+scratch ones included; they precede n_1, so a change at the n_1 position cannot reach them).
+
 Directions at ``hook`` (default: the last block's MLP hidden layer) at the decoder position that writes n_1:
 ``probe`` (ridge regression of N on the activation, the weight vector) and ``mean_difference`` (mean
 activation of the triples with N above the median minus below). Each is calibrated by regressing the coordinate
@@ -84,7 +88,7 @@ def dose_response_capped(model, hook: str | None = None, deltas=(-32, -16, -8, -
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"direction method {bad[0]!r} must be one of {METHODS}")
-    pos = model.to_model_order(np.arange(model.seq_len))[0]  # the decoder position that writes n_1
+    pos = model.n_scratch + int(model.to_model_order(np.arange(model.seq_len))[0])  # the decoder position that writes n_1
     triples, n_cap = _u_one(model, exact_triples(model), n_max, seed)
     tokens = model.make_batch(triples[:, 0], triples[:, 1], triples[:, 2])
     counts = kc.counterfactual((triples[:, 0], triples[:, 1], triples[:, 2]), length=model.seq_len)

@@ -7,7 +7,9 @@ per pair; a ktlens decoder needs the same subspace swapped at several positions 
 position) and a whole label sequence as the target. This module is that adapter: ``positions`` is a tuple of
 indices of the hook's position axis (``None``: the activation has none), the intervention is applied to the
 ``[batch, n_positions, d]`` slice (both TransformerLens interventions act on the last axis only), and the loss
-is the cross-entropy summed over every target position.
+is the cross-entropy summed over every target position. ``target_positions`` (indices of the logits' position
+axis; ``None``: all of them) says which output positions the targets are for: a K-theory decoder with scratch
+positions is scored at its count positions only.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens.tools.analysis.interchange import LearnedSubspace, SubspaceInterchange
 
 from ktlens.validation import check_int, check_real
 
-__all__ = ["FitConfig", "collect", "run_interchange", "fit_subspace", "interchange_accuracy", "subspace_cosine"]
+__all__ = ["FitConfig", "collect", "run_interchange", "fit_subspace", "interchange_hits", "interchange_accuracy",
+           "subspace_cosine"]
 
 Positions = tuple[int, ...] | None
 Intervention = Callable[[Tensor, Tensor], Tensor]
@@ -111,15 +114,26 @@ def run_interchange(model, hook: str, positions: Positions, intervention: Interv
     return logits
 
 
+def _at(logits: Tensor, target_positions: Positions) -> Tensor:
+    """The logits at ``target_positions`` (all of them when None)."""
+    if target_positions is None:
+        return logits
+    bad = [p for p in target_positions if not -logits.shape[1] <= p < logits.shape[1]]
+    if bad:
+        raise ValueError(f"target position {bad[0]} is out of range for logits with {logits.shape[1]} positions")
+    return logits[:, list(target_positions)]
+
+
 def _loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def fit_subspace(model, hook: str, positions: Positions, base_tokens: Int[Tensor, "n tok"], source_tokens: Int[Tensor, "n tok"],
                  targets: Int[Tensor, "n ..."], cfg: FitConfig, progress: bool = False,
-                 desc: str = "DAS") -> tuple[LearnedSubspace, list[float]]:
+                 desc: str = "DAS", target_positions: Positions = None) -> tuple[LearnedSubspace, list[float]]:
     """DAS: an orthonormal ``[d, rank]`` basis whose interchange (source -> base) makes the frozen model output
-    ``targets`` (cross-entropy over every target position). Returns the subspace and the loss per step."""
+    ``targets`` at ``target_positions`` (cross-entropy over every target position; None: every output position).
+    Returns the subspace and the loss per step."""
     from tqdm.auto import tqdm
 
     _check(model, hook)
@@ -142,7 +156,7 @@ def fit_subspace(model, hook: str, positions: Positions, base_tokens: Int[Tensor
         for idx in tqdm(order, desc=desc, leave=False, disable=not progress):
             optimizer.zero_grad()
             logits = run_interchange(model, hook, positions, step, base_tokens[idx], source_acts[idx])
-            loss = _loss(logits, targets[idx])
+            loss = _loss(_at(logits, target_positions), targets[idx])
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -153,11 +167,11 @@ def fit_subspace(model, hook: str, positions: Positions, base_tokens: Int[Tensor
 
 
 @torch.no_grad()
-def interchange_accuracy(model, hook: str, positions: Positions, intervention: Intervention | None, base_tokens: Tensor,
-                         source_acts: Tensor, targets: Tensor, batch_size: int = 512) -> tuple[float, np.ndarray]:
-    """(IIA, IIA per target position): the share of pairs whose every target position is predicted (argmax)
-    under the intervention, and the share per position (``[]`` for one target per pair).
-    ``intervention=None``: the base run alone (what the model says without a swap)."""
+def interchange_hits(model, hook: str, positions: Positions, intervention: Intervention | None, base_tokens: Tensor,
+                     source_acts: Tensor, targets: Tensor, batch_size: int = 512,
+                     target_positions: Positions = None) -> Bool[Tensor, "n n_targets"]:
+    """Whether each pair's argmax at each target position (``target_positions``; None: every output position)
+    is its target under the intervention (``None``: the base run alone): ``[n, n_targets]``."""
     _check(model, hook)
     hits = []
     for idx in _chunks(len(base_tokens), batch_size):
@@ -165,8 +179,20 @@ def interchange_accuracy(model, hook: str, positions: Positions, intervention: I
             logits = model(base_tokens[idx])
         else:
             logits = run_interchange(model, hook, positions, intervention, base_tokens[idx], source_acts[idx])
-        hits.append(logits.argmax(-1) == targets[idx].to(logits.device))
-    hit = torch.cat(hits).reshape(len(base_tokens), -1).float()
+        hits.append(_at(logits, target_positions).argmax(-1) == targets[idx].to(logits.device))
+    return torch.cat(hits).reshape(len(base_tokens), -1)
+
+
+@torch.no_grad()
+def interchange_accuracy(model, hook: str, positions: Positions, intervention: Intervention | None, base_tokens: Tensor,
+                         source_acts: Tensor, targets: Tensor, batch_size: int = 512,
+                         target_positions: Positions = None) -> tuple[float, np.ndarray]:
+    """(IIA, IIA per target position): the share of pairs whose every target position is predicted (argmax)
+    under the intervention, and the share per position (``[]`` for one target per pair).
+    ``intervention=None``: the base run alone (what the model says without a swap). ``target_positions``: the
+    output positions the targets are for (None: all of them)."""
+    hit = interchange_hits(model, hook, positions, intervention, base_tokens, source_acts, targets, batch_size,
+                           target_positions).float()
     per_position = hit.mean(0).cpu().numpy() if targets.ndim > 1 else np.zeros(0)
     return float(hit.all(1).float().mean()), per_position
 

@@ -2,14 +2,30 @@
 
 A location is a hook and a set of its positions: ``hook_src`` (the embedded source the cross-attention reads)
 at ``src`` (p, r and e) or one of ``p``, ``r``, ``e``; a decoder hook at ``bos`` (position 0), ``labels``
-(positions 1..L-1), ``all`` or one decoder position ``0``..``L-1``. The same subspace is swapped at every position of the set, each position taking
-the source's activation at that position.
+(positions 1..D-1, D = ``model.dec_len``), ``all`` (0..D-1), ``count`` (the positions that predict counts,
+``model.count_positions``), ``scratch`` (the positions whose input token is a scratch value, 1..n_scratch; only on
+a model with a scratchpad) or one decoder position ``0``..``D-1``. Without scratch values D = L and ``count`` is
+``all``. The same subspace is swapped at every position of the set, each position taking the source's activation
+at that position.
 
-Pairs: bases and sources are triples the model labels exactly (teacher forced); the base runs with the causal
-model's counterfactual label as decoder input (teacher forcing on the counterfactual) and is scored on every
-position of it; the source runs on its own label. Pairs whose swap changes the answer are taken first
-(``answer_changing_share`` of the pairs used; ``natural_share``: of uniformly drawn pairs). Training and
-held-out pairs come from disjoint halves of the triples.
+Pairs: bases and sources are triples of the model's domain (``model.domain_triples()``: r e <= re_max on a
+bounded domain) that it labels exactly (every decoder position, teacher forced, against ``model.targets``); the
+base runs with the causal model's counterfactual counts as decoder input (teacher forcing on the counterfactual)
+and is scored at the count positions; the source runs on its own sequence. A pair is used only where the
+counterfactual is defined within the model's labels (at most L levels, counts in 0..max_count) and realisable in
+the domain (``ktheory_causal.realisable``: its re within the domain's bound; under ``e_rebuilt`` the rebuilt
+triple in the domain). Pairs whose swap changes the answer are taken first (``answer_changing_share`` of the
+pairs used; ``natural_share``: of uniformly drawn valid pairs). Training and held-out pairs come from disjoint
+halves of the triples.
+
+Scratch positions (a model whose decoder first writes r e and floor(r e / p^h)): the base's decoder input holds
+the *base's* scratch values (``model.pack`` / ``make_batch``), then the counterfactual counts, and IIA is scored
+at ``model.count_positions`` only (the scratch predictions are not scored). In Algorithm 1 the scratch values
+are functions of p and re, so a u or e' swap under ``algorithm1`` / ``order`` (re held at the base's value)
+leaves them as they are and the decoder input is the causal model's own counterfactual sequence. An ``re`` swap,
+or a u / e' swap under ``e_rebuilt``, changes re: the causal model's scratch values then differ from the base's
+ones in the input, and the swap has to move the counts against the scratch tokens the decoder reads
+(``PairSet.scratch_changed`` marks those pairs; the report gives their share).
 
 Controls (same pairs, same rank): a random subspace, a norm-matched placebo (moves each base as far as the
 learned interchange does, inside a random subspace), the base run with no swap, and the same search on a
@@ -29,7 +45,7 @@ from ktlens.analysis.causal.interchange import FitConfig, collect, fit_subspace,
 from ktlens.tasks import ktheory_causal as kc
 
 __all__ = ["Location", "default_locations", "parse_location", "position_indices", "exact_triples", "PairSet",
-           "sample_pairs", "domain_label_keys", "pair_tokens", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
+           "sample_pairs", "domain_label_keys", "pair_tokens", "scored_positions", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
 
 SRC_POSITIONS = {"src": (0, 1, 2), "p": (0,), "r": (1,), "e": (2,)}
 DECODER_POSITIONS = ("bos", "labels", "all")
@@ -69,38 +85,41 @@ def position_indices(model, loc: Location) -> tuple[int, ...]:
         return SRC_POSITIONS[loc.positions]
     if loc.hook.endswith(("hook_pattern", "hook_attn_scores", "hook_scale")) or ".hook_" not in loc.hook and "hook_" not in loc.hook:
         raise ValueError(f"hook {loc.hook!r} is not a [batch, pos, d] activation")
-    L = model.seq_len
-    if loc.positions.isdigit() and int(loc.positions) < L:
+    D = model.dec_len
+    if loc.positions.isdigit() and int(loc.positions) < D:
         return (int(loc.positions),)
-    if loc.positions not in DECODER_POSITIONS:
-        raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {DECODER_POSITIONS} "
-                         f"or a decoder position 0..{L - 1}")
-    return {"bos": (0,), "labels": tuple(range(1, L)), "all": tuple(range(L))}[loc.positions]
+    sets = {"bos": (0,), "labels": tuple(range(1, D)), "all": tuple(range(D)), "count": tuple(model.count_positions)}
+    if model.n_scratch:
+        sets["scratch"] = tuple(range(1, model.n_scratch + 1))
+    if loc.positions not in sets:
+        raise ValueError(f"positions {loc.positions!r} of {loc.hook!r} must be one of {sorted(sets)} "
+                         f"or a decoder position 0..{D - 1}")
+    return sets[loc.positions]
 
 
 def default_locations(model) -> list[Location]:
     """The source embedding (all three positions), and per block the residual after cross-attention, the MLP
-    hidden layer and the residual after the MLP, each at BOS and at every decoder position."""
+    hidden layer and the residual after the MLP, each at BOS and at every decoder position; with a scratchpad
+    also at the scratch positions and at the count positions."""
+    sets = ("bos", "scratch", "count", "all") if model.n_scratch else ("bos", "all")
     out = [Location("hook_src", "src")]
     for l in range(model.cfg.n_layers):
         for hook in (f"blocks.{l}.hook_resid_mid_cross", f"blocks.{l}.mlp.hook_post", f"blocks.{l}.hook_resid_post"):
-            out += [Location(hook, "bos"), Location(hook, "all")]
+            out += [Location(hook, pos) for pos in sets]
     return out
 
 
 @torch.no_grad()
 def exact_triples(model, batch_size: int = 2048, min_count: int = 64) -> np.ndarray:
-    """``[N, 3]``: every (p, r, e) of the model's domain it labels exactly (teacher-forced argmax); the whole
+    """``[N, 3]``: every (p, r, e) of the model's domain (``model.domain_triples()``) it labels exactly (the
+    teacher-forced argmax at every decoder position, scratch values included, is ``model.targets``); the whole
     domain when fewer than ``min_count`` are exact (an untrained model)."""
-    model.require_plain_layout("causal abstraction")
-    p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
+    p, r, e = model.domain_triples()
     keep = []
     for s in range(0, len(p), batch_size):
         sl = slice(s, s + batch_size)
         tokens = model.make_batch(p[sl], r[sl], e[sl])
-        counts = kc.counterfactual((p[sl], r[sl], e[sl]), length=model.seq_len)
-        target = torch.as_tensor(np.ascontiguousarray(model.to_model_order(counts)))
-        keep.append((model(tokens).argmax(-1) == target).all(1).numpy())
+        keep.append((model(tokens).argmax(-1) == model.targets(p[sl], r[sl], e[sl])).all(1).cpu().numpy())
     keep = np.concatenate(keep)
     if keep.sum() < min_count:
         keep[:] = True
@@ -110,13 +129,15 @@ def exact_triples(model, batch_size: int = 2048, min_count: int = 64) -> np.ndar
 @dataclass
 class PairSet:
     """Base and source triples ``[n, 3]``, the counterfactual labels ``[n, L]`` (natural order), whether each
-    swap changes the answer, and the share of answer-changing pairs among uniformly drawn valid pairs."""
+    swap changes the answer, the share of answer-changing pairs among uniformly drawn valid pairs, and whether
+    the counterfactual's re (hence its scratch values) differs from the base's."""
 
     base: np.ndarray
     source: np.ndarray
     counts: np.ndarray
     changing: np.ndarray
     natural_share: float
+    scratch_changed: np.ndarray | None = None  # the causal model's re (so its scratch values) differs from the base's
 
     def __len__(self) -> int:
         return len(self.base)
@@ -124,7 +145,7 @@ class PairSet:
 
 def domain_label_keys(model) -> set[bytes]:
     """``(p, label)`` of every triple of the model's domain, as bytes keys (``on_manifold`` of ``sample_pairs``)."""
-    p, r, e = (a.ravel() for a in np.meshgrid(model.primes, np.arange(1, model.r_max + 1), np.arange(1, model.e_max + 1), indexing="ij"))
+    p, r, e = model.domain_triples()
     counts = kc.counterfactual((p, r, e), length=model.seq_len)
     return {row.tobytes() for row in np.concatenate([p[:, None], counts], axis=1).astype(np.int64)}
 
@@ -167,6 +188,9 @@ def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, s
     counts = np.pad(counts, ((0, 0), (0, width - counts.shape[1])))
     before = np.pad(before, ((0, 0), (0, width - before.shape[1])))
     valid = ~counts[:, model.seq_len:].any(1) & (counts.max(1) <= model.max_count) & (counts.min(1) >= 0)
+    valid &= kc.realisable(split(base), {variable: split(source)}, causal_model, model.primes, model.r_max,
+                           model.e_max, model.spec.re_max)
+    scratch_changed = kc.upstream(split(base), {variable: split(source)}, causal_model)["re"] != base[:, 1] * base[:, 2]
     if on_manifold:
         keys = domain_label_keys(model)
         rows = np.concatenate([base[:, :1], counts[:, : model.seq_len]], axis=1).astype(np.int64)
@@ -176,12 +200,13 @@ def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, s
     if len(order) < n:
         raise ValueError(f"only {len(order)} valid pairs for {variable!r} among {m} drawn; ask for fewer")
     natural = float(changing[valid].mean()) if valid.any() else 0.0
-    return PairSet(base[order], source[order], counts[order, : model.seq_len], changing[order], natural)
+    return PairSet(base[order], source[order], counts[order, : model.seq_len], changing[order], natural,
+                   scratch_changed[order])
 
 
 def pair_tokens(model, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(base tokens with the counterfactual label as decoder input, source tokens with their own label,
-    targets in the decoder's order)."""
+    """(base tokens with the base's scratch values and the counterfactual counts as decoder input, source tokens
+    with their own sequence, target counts in the decoder's order: the ids at ``model.count_positions``)."""
     b, s = pairs.base, pairs.source
     base_tokens = model.pack(b[:, 0], b[:, 1], b[:, 2], pairs.counts)
     source_tokens = model.make_batch(s[:, 0], s[:, 1], s[:, 2])
@@ -199,7 +224,8 @@ def random_model_like(model, seed: int = 1):
 
 @dataclass
 class DASReport:
-    """One variable at one location and rank: held-out IIA and its controls (module docstring)."""
+    """One variable at one location and rank: held-out IIA and its controls (module docstring). IIA is scored at
+    the count positions (``scored_positions``); ``iia_per_position`` follows them in the decoder's order."""
 
     variable: str
     location: str
@@ -217,6 +243,8 @@ class DASReport:
     iia_per_position: list[float]
     seconds: float
     final_loss: float
+    scored_positions: list[str] = field(default_factory=list)  # position_labels() of the scored (count) positions
+    scratch_changed_share: float = 0.0  # pairs whose counterfactual re differs from the base's (module docstring)
     basis: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
@@ -244,13 +272,20 @@ def _data(model, variable: str, n_train: int, n_test: int, seed: int, triples: n
     return _Data(pair_tokens(model, train), pair_tokens(model, test), test, train)
 
 
+def scored_positions(model) -> tuple[int, ...] | None:
+    """The decoder positions IIA is scored at: ``model.count_positions`` (None, i.e. every position, without
+    scratch values, where the two are the same)."""
+    return tuple(model.count_positions) if model.n_scratch else None
+
+
 def _fit_and_score(model, loc: Location, data: _Data, cfg: FitConfig, progress: bool, desc: str):
     pos = position_indices(model, loc)
-    subspace, losses = fit_subspace(model, loc.hook, pos, *data.train, cfg, progress=progress, desc=desc)
+    at = scored_positions(model)
+    subspace, losses = fit_subspace(model, loc.hook, pos, *data.train, cfg, progress=progress, desc=desc, target_positions=at)
     base, source, targets = data.test
     src_acts = collect(model, loc.hook, source, pos)
     learned = SubspaceInterchange(subspace.basis.detach())
-    iia, per_pos = interchange_accuracy(model, loc.hook, pos, learned, base, src_acts, targets)
+    iia, per_pos = interchange_accuracy(model, loc.hook, pos, learned, base, src_acts, targets, target_positions=at)
     return subspace.basis.detach(), losses, iia, per_pos, src_acts, pos
 
 
@@ -270,11 +305,12 @@ def das(model, variable: str, location: Location | str, cfg: FitConfig | None = 
     basis, losses, iia, per_pos, src_acts, pos = _fit_and_score(model, loc, data, cfg, progress, f"DAS {variable} @ {loc.label}")
     base, _, targets = data.test
     d = basis.shape[0]
+    at = scored_positions(model)
     rand = random_basis(d, cfg.rank, seed=cfg.seed + 1000)
-    iia_rand, _ = interchange_accuracy(model, loc.hook, pos, SubspaceInterchange(rand), base, src_acts, targets)
+    iia_rand, _ = interchange_accuracy(model, loc.hook, pos, SubspaceInterchange(rand), base, src_acts, targets, target_positions=at)
     placebo = NormMatchedPlacebo(SubspaceInterchange(basis), rand)
-    iia_placebo, _ = interchange_accuracy(model, loc.hook, pos, placebo, base, src_acts, targets)
-    iia_none, _ = interchange_accuracy(model, loc.hook, pos, None, base, src_acts, targets)
+    iia_placebo, _ = interchange_accuracy(model, loc.hook, pos, placebo, base, src_acts, targets, target_positions=at)
+    iia_none, _ = interchange_accuracy(model, loc.hook, pos, None, base, src_acts, targets, target_positions=at)
     iia_rm = None
     if random_model is not None:
         iia_rm = _fit_and_score(random_model.eval(), loc, data, cfg, progress, f"DAS {variable} @ {loc.label} (random model)")[2]
@@ -284,4 +320,6 @@ def das(model, variable: str, location: Location | str, cfg: FitConfig | None = 
         n_train=len(data.train_pairs), answer_changing_share=float(data.test_pairs.changing.mean()),
         natural_share=data.test_pairs.natural_share, iia_per_position=[float(x) for x in per_pos],
         seconds=time.perf_counter() - t0, final_loss=float(np.mean(losses[-10:])), basis=basis,
+        scored_positions=[model.position_labels()[i] for i in model.count_positions],
+        scratch_changed_share=float(np.mean(data.test_pairs.scratch_changed)),
     )

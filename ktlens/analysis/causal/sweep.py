@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,9 +16,10 @@ __all__ = ["sweep", "best_reports"]
 
 def sweep(model, variables: Sequence[str], locations: Sequence[Location | str] | None = None, ranks: Sequence[int] = (1, 8),
           steps: int = 100, n_train: int = 1024, n_test: int = 512, seed: int = 0, random_model_control: bool = True,
-          progress: bool = True) -> list[DASReport]:
+          progress: bool = True, on_report: Callable[[list[DASReport]], None] | None = None) -> list[DASReport]:
     """One ``das`` per (variable, location, rank) on the same pairs per variable; then, for each variable, the
-    random-model control at its best cell (highest IIA, ties to the smaller rank)."""
+    random-model control at its best cell (highest IIA, ties to the smaller rank). ``on_report`` is called with
+    the reports so far after each fit (to save a long sweep as it goes)."""
     from tqdm.auto import tqdm
 
     for v in variables:
@@ -36,6 +37,8 @@ def sweep(model, variables: Sequence[str], locations: Sequence[Location | str] |
                 bar.set_postfix_str(f"{v} @ {loc.label} k={k}")
                 reports.append(das(model, v, loc, FitConfig(rank=k, steps=steps, seed=seed), data=data, progress=False))
                 bar.update()
+                if on_report is not None:
+                    on_report(reports)
     bar.close()
     if random_model_control:
         rm = random_model_like(model, seed=seed + 1)

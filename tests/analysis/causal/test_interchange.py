@@ -88,3 +88,46 @@ def test_bad_hook_and_rank_are_named():
         FitConfig(rank=0)
     with pytest.raises(ValueError, match="eval mode"):
         fit_subspace(Toy().train(), "hook_h", None, base, source, targets, FitConfig(rank=1, steps=1))
+
+
+class ScratchToy(HookedRootModule):
+    """tokens (a, b, c) -> h [batch, 4, D] (hook_h): every position holds a v_a + b v_b + c v_c. Positions 0 and 1
+    (the 'scratch' positions) output b read off v_b, positions 2 and 3 output a read off v_a: a variable scored
+    only at the last two positions lives in the known direction v_a."""
+
+    def __init__(self):
+        super().__init__()
+        q = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(1)))[0]
+        self.register_buffer("dirs", q[:, :3].T.contiguous())
+        self.hook_h = HookPoint()  # [batch, 4, D]
+        self.setup()
+
+    def forward(self, tokens):
+        h = self.hook_h((tokens.float() @ self.dirs)[:, None, :].repeat(1, 4, 1))
+        read = torch.cat([h[:, :2] @ self.dirs[1], h[:, 2:] @ self.dirs[0]], dim=1)
+        return -4.0 * (read[..., None] - torch.arange(N_VALUES, dtype=h.dtype)) ** 2
+
+
+def test_das_scored_at_some_positions_finds_the_subspace_those_positions_read():
+    model = ScratchToy().eval()
+    base, source, a_src = _pairs(512, 0)
+    targets = a_src[:, None].repeat(1, 2)  # positions 2 and 3 should say the source's a
+    at = (2, 3)
+    subspace, _ = fit_subspace(model, "hook_h", (0, 1, 2, 3), base, source, targets,
+                               FitConfig(rank=1, steps=300, batch_size=64, lr=0.05), target_positions=at)
+    tb, ts, ta = _pairs(256, 1)
+    tt = ta[:, None].repeat(1, 2)
+    src = collect(model, "hook_h", ts, (0, 1, 2, 3))
+    basis = subspace.basis.detach()
+    iia, per = interchange_accuracy(model, "hook_h", (0, 1, 2, 3), SubspaceInterchange(basis), tb, src, tt, target_positions=at)
+    assert iia == 1.0 and per.shape == (2,)
+    assert subspace_cosine(model.dirs[:1].T, basis) > 0.99
+    assert interchange_accuracy(model, "hook_h", (0, 1, 2, 3), SubspaceInterchange(random_basis(D, 1, seed=3)), tb, src, tt,
+                                target_positions=at)[0] < 0.5
+    assert interchange_accuracy(model, "hook_h", (0, 1, 2, 3), None, tb, src, tt, target_positions=at)[0] == 0.0
+    # the scratch positions still say the base's b: v_a is not what they read
+    b_hits = interchange_accuracy(model, "hook_h", (0, 1, 2, 3), SubspaceInterchange(basis), tb, src, tb[:, 1:2].repeat(1, 2),
+                                  target_positions=(0, 1))[0]
+    assert b_hits == 1.0
+    with pytest.raises(ValueError, match="target position 7"):
+        interchange_accuracy(model, "hook_h", None, None, tb, src, tt, target_positions=(2, 7))
