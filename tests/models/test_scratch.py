@@ -65,9 +65,8 @@ def test_answers_are_the_counts_without_the_scratch_value(scratch_error):
 
 def test_analyses_that_read_decoder_positions_as_counts_refuse_a_scratchpad_model():
     from ktlens.analysis.probes.targets import probe_data
-    from ktlens.saes.domains import KTheoryDomain
 
     model = make()
-    for call in (lambda: probe_data(model, n_max=16), lambda: KTheoryDomain(model)):
+    for call in (lambda: probe_data(model, n_max=16),):
         with pytest.raises(ValueError, match="scratch=\\['re'\\]"):
             call()
