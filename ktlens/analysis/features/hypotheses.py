@@ -225,7 +225,7 @@ def scalar_variables(domain: FeatureDomain) -> ScalarSet:
     """Every scalar variable column (and integer class variables with an order, e.g. ``u``), per row.
 
     Where a variable is undefined (a count at a scratch position, a scratch value at a count position) it
-    takes its mean over the rows where it is defined, so those rows add nothing to its correlations."""
+    takes its mean over the rows where it is defined, so those rows add nothing to its covariance with a unit."""
     names, cols = [], []
     for name, kind, values, defined in _columns(domain):
         if values.dtype.kind == "b":
