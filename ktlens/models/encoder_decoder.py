@@ -238,15 +238,6 @@ class KTheoryTransformer(HookedModel):
         ids = self.decoder_targets(p_arr, r_arr, e_arr, counts)
         return torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long, device=self.device)
 
-    def require_plain_layout(self, what: str) -> None:
-        """ValueError unless the domain is the whole grid primes x 1..r_max x 1..e_max and the decoder writes
-        only counts: `what` (an analysis) enumerates that grid and reads decoder position k as a count."""
-        if self.spec.re_max or self.n_scratch:
-            raise ValueError(
-                f"{what} needs a model over the whole grid whose decoder writes only counts; this one has "
-                f"re_max={self.spec.re_max}, scratch={list(self.spec.scratch)}"
-            )
-
     # ----- reading the packed layout ------------------------------------------------------------------
     def count_index(self, position: int) -> int:
         """i of the count n_i that decoder position `position` predicts (positions 0..n_scratch-1, if any,

@@ -1,8 +1,9 @@
 """A model's whole input domain as an indexable source of token batches, and its task metrics.
 
-`domain_of(model)` gives, for a K-theory model, every triple (p, r, e) of its trained grid (teacher
-forced: the decoder input holds the true counts) and, for an MIIII model, every n < p^2. Example i's
-tokens are computed on demand, so a domain of any size costs no memory.
+`domain_of(model)` gives, for a K-theory model, every triple (p, r, e) of its trained domain (the grid, or
+its part with r*e <= re_max; teacher forced: the decoder input holds the true scratch values and counts)
+and, for an MIIII model, every n < p^2. Example i's tokens are computed on demand (a K-theory domain keeps
+only its triples).
 """
 
 from __future__ import annotations
@@ -35,44 +36,69 @@ class Domain(Protocol):
 
 
 class KTheoryDomain:
-    """Every (p, r, e) of a K-theory grid; by default the model's own trained grid."""
+    """Every (p, r, e) of a K-theory model's trained domain, in the order of `model.domain_triples()` (p outer,
+    then r, then e; r*e <= re_max when the model's domain is bounded). A given ``primes`` / ``r_max`` /
+    ``e_max`` narrows it to that grid, still bounded by the model's re_max (ValueError outside the domain)."""
 
     def __init__(self, model: HookedModel, primes: list[int] | None = None, r_max: int | None = None, e_max: int | None = None):
-        model.require_plain_layout("the K-theory activation domain")
+        from ktlens.tasks.ktheory_data import domain_triples
+
         self.model = model
         self.primes = np.asarray(primes if primes is not None else model.primes, dtype=np.int64)
         self.r_max = int(r_max if r_max is not None else model.r_max)
         self.e_max = int(e_max if e_max is not None else model.e_max)
-        self.n_examples = len(self.primes) * self.r_max * self.e_max
+        if primes is None and r_max is None and e_max is None:
+            p, r, e = model.domain_triples()
+        else:
+            p, r, e = domain_triples(self.primes.tolist(), self.r_max, self.e_max, int(model.spec.re_max))
+            if len(p) == 0:
+                raise ValueError(f"the grid primes={self.primes.tolist()}, r_max={self.r_max}, e_max={self.e_max} is empty")
+            model.check_domain(p, r, e)
+        self._p, self._r, self._e = (np.ascontiguousarray(a, dtype=np.int64) for a in (p, r, e))
+        self.n_examples = len(self._p)
 
     def triples(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        i_p, i_r, i_e = np.unravel_index(np.asarray(idx, dtype=np.int64), (len(self.primes), self.r_max, self.e_max))
-        return self.primes[i_p], i_r + 1, i_e + 1
+        """p, r, e of the examples `idx`."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return self._p[idx], self._r[idx], self._e[idx]
+
+    def index_of(self, p: Any, r: Any, e: Any) -> np.ndarray:
+        """The example index of each triple (p, r, e); ValueError naming the first triple outside the domain."""
+        p, r, e = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (p, r, e))
+        keys = self._key(self._p, self._r, self._e)
+        want = self._key(p, r, e)
+        idx = np.searchsorted(keys, want).clip(0, max(self.n_examples - 1, 0))
+        bad = np.flatnonzero(keys[idx] != want)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"(p, r, e) = ({p[i]}, {r[i]}, {e[i]}) (index {i}) is not in this domain")
+        return idx
+
+    def _key(self, p: np.ndarray, r: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """An integer increasing in domain order (p outer, then r, then e); -1 for a value off the grid."""
+        p_at = np.searchsorted(self.primes, p).clip(0, len(self.primes) - 1)
+        ok = (self.primes[p_at] == p) & (r >= 1) & (r <= self.r_max) & (e >= 1) & (e <= self.e_max)
+        return np.where(ok, (p_at * (self.r_max + 1) + r) * (self.e_max + 1) + e, -1)
 
     def tokens(self, idx: np.ndarray) -> Int[Tensor, "batch seq"]:
-        from ktlens.tasks.ktheory import summand_count_table
-
-        p, r, e = self.triples(idx)
-        counts = summand_count_table(p, r, e, length=self.model.seq_len)
-        return self.model.pack(p, r, e, counts)
+        """Teacher-forced tokens: the true scratch values (if any) and counts as the decoder input."""
+        return self.model.make_batch(*self.triples(idx))
 
     def task_metrics(self, model: HookedModel, idx: np.ndarray, fwd_hooks: Hooks) -> dict[str, Tensor]:
-        """Teacher-forced loss and exact match, and autoregressive exact match with the hooks at every step."""
-        tokens = self.tokens(idx)
+        """Teacher-forced loss and exact match over every decoder position (scored against `model.targets`:
+        scratch values, then counts), and autoregressive exact match of the L counts with the hooks at every step."""
         p, r, e = self.triples(idx)
-        from ktlens.tasks.ktheory import summand_count_table
-
-        targets = torch.as_tensor(
-            np.ascontiguousarray(model.to_model_order(summand_count_table(p, r, e, length=model.seq_len))), device=tokens.device
-        )
+        tokens = model.make_batch(p, r, e)
+        targets = model.targets(p, r, e).to(tokens.device)
+        counts = model.to_model_order(targets[:, model.n_scratch :])  # natural order n_1..n_L
         with model.hooks(fwd_hooks=fwd_hooks):
             logits = model(tokens)
-            generated = model.to_model_order(model.generate(tokens[:, :3]))
+            generated = model.generate(tokens[:, :3])
         loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").mean(1)
         return {
             "loss": loss,
             "tf_exact": (logits.argmax(-1) == targets).all(1).float(),
-            "ar_exact": (generated == targets).all(1).float(),
+            "ar_exact": (generated == counts).all(1).float(),
         }
 
 

@@ -73,7 +73,8 @@ def _example_text(report: FeatureReport, i: int, k: int) -> str:
         from ktlens.tasks.ktheory import group_string
 
         p, r, e = (int(d.inputs[c][i]) for c in "pre")
-        return f"(p={p}, r={r}, e={e}) at {d.position_names[k]}: K = {group_string(p, r, e)}"
+        where = d.position_names[k] if k >= d.n_scratch else f"{d.position_names[k]} (writes {int(d.scratch_values[i, k])})"
+        return f"(p={p}, r={r}, e={e}) at {where}: K = {group_string(p, r, e)}"
     from ktlens.tasks.remainders import primes_below
 
     n = int(d.inputs["n"][i])
@@ -102,12 +103,13 @@ def _unit_page(report: FeatureReport, u: int, col: np.ndarray, counts: np.ndarra
                      "Share of firing at each position", "decoder position (model order)" if d.model_type == "ktheory" else "position", "share of firing rows"))
     if effects is not None:
         e = effects[u]
-        if e.ndim == 1:  # K-theory: count tokens
+        if e.ndim == 1:  # K-theory: count tokens (and scratch values, which share the output tokens)
             order = np.argsort(e)
             pick = np.concatenate([order[:10], order[-10:]])
-            figs.append(_fig(f"eff{u}", [{"type": "bar", "x": [f"count {int(c)}" for c in pick], "y": e[pick],
+            what = "value" if d.n_scratch else "count"
+            figs.append(_fig(f"eff{u}", [{"type": "bar", "x": [f"{what} {int(c)}" for c in pick], "y": e[pick],
                                           "marker": {"color": ["#c0504d"] * 10 + ["#4e9a06"] * 10}}],
-                             "Direct effect on logits: bottom and top 10 count tokens", "output token", "logit change per unit activation"))
+                             f"Direct effect on logits: bottom and top 10 {what} tokens", "output token", "logit change per unit activation"))
         else:  # MIIII: tasks x classes
             lim = float(np.abs(e).max()) or 1.0
             figs.append(_fig(f"eff{u}", [{"type": "heatmap", "z": e, "y": [f"q={q}" for q in report.periodic_tasks()],

@@ -61,12 +61,3 @@ def test_answers_are_the_counts_without_the_scratch_value(scratch_error):
     model.scratch_error = scratch_error
     truth = [definition_counts(*t) for t in zip(ds.p.tolist(), ds.r.tolist(), ds.e.tolist())]
     assert model.predict(ds.p, ds.r, ds.e) == truth
-
-
-def test_analyses_that_read_decoder_positions_as_counts_refuse_a_scratchpad_model():
-    from ktlens.saes.domains import KTheoryDomain
-
-    model = make()
-    for call in (lambda: KTheoryDomain(model),):
-        with pytest.raises(ValueError, match="scratch=\\['re'\\]"):
-            call()

@@ -6,8 +6,10 @@ SAE's hook. Everything downstream (statistics, labels, coverage, dashboards) see
 
 The domain is the model's whole input domain under teacher forcing:
 
-* K-theory: every triple (p, r, e) of the model's grid, one row per triple and decoder position in
-  the model's decoder order (row ``i * L + k`` is example ``i`` at position ``k``);
+* K-theory: every triple (p, r, e) of the model's trained domain (`model.domain_triples()`: the grid, or
+  its part with r*e <= re_max), one row per triple and decoder position in the model's decoder order
+  (row ``i * K + k`` is example ``i`` at position ``k``; K = n_scratch + L: the scratch positions, if
+  any, named by `model.position_labels()` (e.g. 're', 're/p'), then the L count positions);
 * MIIII: every n in 0..p^2-1, one row per n, read at '=' (one position).
 """
 
@@ -107,7 +109,10 @@ def sae_units(model: Any, sae: Any, name: str | None = None) -> UnitSource:
 @dataclass
 class FeatureDomain:
     """The model's whole domain: ``tokens[i]`` is example i (teacher-forced), ``inputs`` the raw inputs
-    (``p, r, e`` or ``n``), ``n_positions`` rows per example, ``position_names`` what each position is."""
+    (``p, r, e`` or ``n``), ``n_positions`` rows per example, ``position_names`` what each position is.
+
+    K-theory with scratch positions: the first ``n_scratch`` positions write ``scratch_values[:, k]``
+    (e.g. r*e, floor(r*e / p^h)); the counts follow at positions n_scratch..n_positions-1."""
 
     model_type: str
     tokens: Tensor
@@ -115,6 +120,17 @@ class FeatureDomain:
     n_positions: int
     position_names: list[str]
     context: dict[str, Any]  # extra arguments of the task's variables (length, label_order, spec)
+    n_scratch: int = 0
+    scratch_values: np.ndarray | None = None  # [examples, n_scratch] (None without scratch positions)
+
+    def __post_init__(self) -> None:
+        if len(self.position_names) != self.n_positions:
+            raise ValueError(f"{len(self.position_names)} position names for {self.n_positions} positions")
+        if not 0 <= self.n_scratch <= self.n_positions:
+            raise ValueError(f"n_scratch must be in 0..{self.n_positions}, got {self.n_scratch}")
+        shape = None if self.scratch_values is None else tuple(np.shape(self.scratch_values))
+        if self.n_scratch and shape != (self.n_examples, self.n_scratch):
+            raise ValueError(f"scratch_values must have shape ({self.n_examples}, {self.n_scratch}), got {shape}")
 
     @property
     def n_examples(self) -> int:
@@ -124,19 +140,31 @@ class FeatureDomain:
     def n_rows(self) -> int:
         return self.n_examples * self.n_positions
 
+    @property
+    def count_positions(self) -> range:
+        """Positions that write counts (all of them without scratch positions)."""
+        return range(self.n_scratch, self.n_positions)
+
+    def subset(self, idx: np.ndarray) -> "FeatureDomain":
+        """The examples ``idx`` of this domain (e.g. a seeded sample), everything else kept."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= self.n_examples:
+            raise ValueError(f"subset indices must be a non-empty 1-D array within 0..{self.n_examples - 1}")
+        scratch = None if self.scratch_values is None else self.scratch_values[idx]
+        return FeatureDomain(self.model_type, self.tokens[torch.as_tensor(idx)], {k: v[idx] for k, v in self.inputs.items()},
+                             self.n_positions, list(self.position_names), dict(self.context), self.n_scratch, scratch)
+
 
 def feature_domain(model: Any) -> FeatureDomain:
     """Every input of the model's domain with teacher-forced tokens (see the module docstring)."""
     if model.model_type == "ktheory":
-        from ktlens.analysis.probes.targets import _ktheory_domain
-        from ktlens.tasks.ktheory import summand_count_table
-
-        model.require_plain_layout("feature labelling")
-        p, r, e, _ = _ktheory_domain(model.task_spec)
-        L = int(model.seq_len)
-        tokens = model.pack(p, r, e, summand_count_table(p, r, e, length=L)).cpu()
-        context = {"length": L, "label_order": model.label_order}
-        return FeatureDomain("ktheory", tokens, {"p": p, "r": r, "e": e}, L, model.position_labels(), context)
+        p, r, e = model.domain_triples()
+        tokens = model.make_batch(p, r, e).cpu()
+        S = int(model.n_scratch)
+        scratch = model.targets(p, r, e)[:, :S].cpu().numpy() if S else None
+        context = {"length": int(model.seq_len), "label_order": model.label_order}
+        return FeatureDomain("ktheory", tokens, {"p": p, "r": r, "e": e}, int(model.dec_len), model.position_labels(),
+                             context, S, scratch)
     if model.model_type == "miiii":
         pp = int(model.p)
         n = np.arange(pp * pp, dtype=np.int64)
