@@ -67,6 +67,7 @@ __all__ = [
     "is_trivial",
     "derived_quantities",
     "sequence_length",
+    "counts_from_boundaries",
     "MAX_NAMED_COUNT",
     "VARIABLES",
 ]
@@ -514,6 +515,35 @@ def summand_count_table(p, r, e, length: int | None = None, f=1) -> Int[np.ndarr
         if length < 0:
             raise ValueError(f"length={length} must be >= 0")
     return _count_table(p, r, e, f, length)
+
+
+def counts_from_boundaries(
+    boundaries: Int[np.ndarray, "*shape levels"], e_prime_boundaries: Int[np.ndarray, "*shape c_levels"],  # c_levels == levels, checked below
+    u: Int[np.ndarray, "*shape"] | int | list[int],
+) -> Int[np.ndarray, "*shape levels"]:
+    """The counts ``[n_1, ..., n_L]`` from the two chains a scratchpad writes, with ``L = levels``:
+    ``boundaries[..., h] = floor(r e / p^h)`` and ``e_prime_boundaries[..., h] = floor(r e / (e' p^h))``
+    for ``h = 0..L-1`` (both 0 from ``h = L`` on), and ``u = v_p(e)``.
+
+    With ``A_h = B_{h-1} - 2 B_h + B_{h+1}`` (the ``m`` prime to ``p`` with ``s(m) = h``) and
+    ``N_h = C_{h-1} - 2 C_h + C_{h+1}`` (those among them divisible by ``e'``)::
+
+        n_h = A_h - [h > u] N_h + [h = u >= 1] (C_u - C_{u+1})
+
+    (the ``e' | m`` with ``s(m) > u`` move to level ``u``, or drop out when ``u = 0``).
+    """
+    B = np.asarray(boundaries, dtype=np.int64)
+    C = np.asarray(e_prime_boundaries, dtype=np.int64)
+    u = np.asarray(u, dtype=np.int64)[..., None]
+    if B.shape != C.shape or B.shape[:-1] != u.shape[:-1]:
+        raise ValueError(f"boundaries {B.shape}, e_prime_boundaries {C.shape} and u {u.shape[:-1]} do not match")
+    pad = np.zeros(B.shape[:-1] + (2,), np.int64)
+    B, C = np.concatenate([B, pad], -1), np.concatenate([C, pad], -1)
+    A = B[..., :-2] - 2 * B[..., 1:-1] + B[..., 2:]  # A_1..A_L
+    N = C[..., :-2] - 2 * C[..., 1:-1] + C[..., 2:]
+    h = np.arange(1, A.shape[-1] + 1)
+    moved = np.take_along_axis(C, np.minimum(u, C.shape[-1] - 2), -1) - np.take_along_axis(C, np.minimum(u + 1, C.shape[-1] - 1), -1)
+    return A - np.where(h > u, N, 0) + np.where((h == u) & (u >= 1), moved, 0)
 
 
 def s_value_table(p, r, e, length: int | None = None) -> Int[np.ndarray, "*shape length"]:

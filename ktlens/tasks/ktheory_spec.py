@@ -21,7 +21,7 @@ from typing import Any, no_type_check
 
 import numpy as np
 
-from ktlens.tasks.ktheory import is_prime, sequence_length
+from ktlens.tasks.ktheory import e_prime, is_prime, sequence_length
 from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab, domain_label_shape
 from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys
 
@@ -29,8 +29,10 @@ __all__ = ["LABEL_ORDERS", "SCRATCH_VARIABLES", "KTheoryTaskSpec", "domain_max_c
 
 LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
 # values the decoder may write before the counts (a scratchpad), in this order: "re" is r*e, "quotients" the
-# L - 1 values floor(r e / p^h), h = 1..L-1 (Algorithm 1's level boundaries: s(m) >= h + 1 iff m <= r e / p^h)
-SCRATCH_VARIABLES = ("re", "quotients")
+# L - 1 values floor(r e / p^h), h = 1..L-1 (Algorithm 1's level boundaries: s(m) >= h + 1 iff m <= r e / p^h),
+# "e_prime_quotients" the L values floor(r e / (e' p^h)), h = 0..L-1 (how many multiples of e' lie below each
+# boundary: with them n_h is a sum of second differences, see `counts_from_scratch`)
+SCRATCH_VARIABLES = ("re", "quotients", "e_prime_quotients")
 MAX_DOMAIN = 10**7  # triples: five times the reference grid; bounds the work of deriving max_count
 TASK = "ktheory"
 
@@ -131,7 +133,11 @@ class KTheoryTaskSpec:
 
     def scratch_labels(self) -> list[str]:
         """The name of each scratch value, in decoding order (e.g. ["re", "re/p", "re/p^2", ...])."""
-        names = {"re": ["re"], "quotients": ["re/p"] + [f"re/p^{h}" for h in range(2, self.seq_len)]}
+        names = {
+            "re": ["re"],
+            "quotients": ["re/p"] + [f"re/p^{h}" for h in range(2, self.seq_len)],
+            "e_prime_quotients": ["re/e'", "re/e'p"] + [f"re/e'p^{h}" for h in range(2, self.seq_len)],
+        }
         return [name for v in self.scratch for name in names[v]]
 
     def _scratch_max(self) -> int:
@@ -139,7 +145,7 @@ class KTheoryTaskSpec:
         if not self.scratch:
             return 0
         re_top = min(self.r_max * self.e_max, self.re_max) if self.re_max else self.r_max * self.e_max
-        return re_top if "re" in self.scratch else re_top // min(self.primes)
+        return re_top if {"re", "e_prime_quotients"} & set(self.scratch) else re_top // min(self.primes)
 
     def scratch_values(self, p: Any, r: Any, e: Any) -> np.ndarray:
         """The scratch values of each triple, ``[N, len(scratch_labels())]`` (int64), in decoding order."""
@@ -148,6 +154,7 @@ class KTheoryTaskSpec:
         columns = {
             "re": lambda: [re],
             "quotients": lambda: [re // p**h for h in range(1, self.seq_len)],
+            "e_prime_quotients": lambda: [re // e_prime(p, r, e) // p**h for h in range(self.seq_len)],
         }
         cols = [c for v in self.scratch for c in columns[v]()]
         return np.stack(cols, axis=-1) if cols else np.zeros(p.shape + (0,), np.int64)

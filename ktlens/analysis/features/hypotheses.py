@@ -130,8 +130,9 @@ def _at_positions(values: np.ndarray, positions: range, K: int) -> tuple[np.ndar
 
 
 def scratch_variable_name(label: str) -> str:
-    """The variable name of a scratch value named ``label`` by the model ('re/p^2' -> 're_div_p2')."""
-    return label.replace("/", "_div_").replace("^", "")
+    """The variable name of a scratch value named ``label`` by the model ('re/p^2' -> 're_div_p2',
+    "re/e'p^2" -> 're_div_eprime_p2')."""
+    return label.replace("/", "_div_").replace("e'", "eprime_").replace("^", "").rstrip("_")
 
 
 def _scratch_columns(domain: FeatureDomain, existing: list[np.ndarray]) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
