@@ -48,6 +48,21 @@ def test_ktheory_base_predicts_its_held_out_split_as_its_metrics_say():
         model.predict(p=[3], r=[10], e=[50])
 
 
+def test_ktheory_base_eprime_predicts_its_held_out_split_as_its_metrics_say():
+    from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
+
+    model = ktlens.load_pretrained("ktheory-base-eprime")
+    assert model.spec.re_max == 400 and model.spec.scratch == ("re", "quotients", "e_prime_quotients")
+    ds = build_dataset(KTheoryGridSpec.from_dict(model.task_spec["grid"]))
+    rows = np.random.default_rng(1).choice(ds.test_idx, 300, replace=False)
+    p, r, e = ds.p[rows], ds.r[rows], ds.e[rows]
+    predicted = model.predict(p=p.tolist(), r=r.tolist(), e=e.tolist())
+    right = [list(pred) == definition_counts(int(a), int(b), int(c)) for pred, a, b, c in zip(predicted, p, r, e)]
+    metrics = json.loads((PRETRAINED_DIR / "ktheory-base-eprime" / "metrics.json").read_text())
+    # the metrics file's held-out accuracy, within the sampling error of 300 triples
+    assert np.mean(right) > metrics["domain"]["test"]["ar_exact"] - 0.05
+
+
 @pytest.mark.parametrize("kwargs, match", [({"p": [4]}, "p=4 "), ({"p": [101]}, "p=101 "), ({"r": [21]}, "r=21 "), ({"e": [0]}, "e=0 ")])
 def test_ktheory_small_refuses_values_outside_its_domain(kwargs, match):
     model = ktlens.load_pretrained("ktheory-small")
@@ -58,7 +73,7 @@ def test_ktheory_small_refuses_values_outside_its_domain(kwargs, match):
 
 def test_shipped_models_are_package_data():
     names = {path.name for path in PRETRAINED_DIR.iterdir() if (path / "config.json").is_file()}
-    assert {"ktheory-small", "ktheory-base", "miiii-small"} <= names
+    assert {"ktheory-small", "ktheory-base", "ktheory-base-eprime", "miiii-small"} <= names
     for name in names:
         assert {"config.json", "model.safetensors", "metrics.json"} <= {f.name for f in (PRETRAINED_DIR / name).iterdir()}
         assert (PRETRAINED_DIR / name / "model.safetensors").stat().st_size < 20_000_000

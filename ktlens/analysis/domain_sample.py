@@ -17,8 +17,7 @@ __all__ = ["in_domain", "sample_triples"]
 
 def in_domain(model: HookedModel, p: int, r: int, e: int) -> bool:
     """Whether (p, r, e) lies in the model's trained domain (no ValueError)."""
-    re_max = model.spec.re_max
-    return p in model.primes and 1 <= r <= model.r_max and 1 <= e <= model.e_max and (not re_max or r * e <= re_max)
+    return bool(model.spec.contains(p, r, e))
 
 
 def sample_triples(

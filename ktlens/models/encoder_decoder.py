@@ -317,19 +317,20 @@ class KTheoryTransformer(HookedModel):
         p_arr, r_arr, e_arr = arrays
         if not len(p_arr) == len(r_arr) == len(e_arr):
             raise ValueError(f"p, r, e must have equal lengths, got {len(p_arr)}, {len(r_arr)}, {len(e_arr)}")
-        known = set(self.spec.primes)
-        for i, (pi, ri, ei) in enumerate(zip(p_arr.tolist(), r_arr.tolist(), e_arr.tolist())):
-            if not is_prime(pi):
-                raise ValueError(f"p={pi} (index {i}) is not prime")
-            if pi not in known:
-                raise ValueError(f"p={pi} (index {i}) is outside the trained primes {self.primes[0]}..{self.primes[-1]}")
-            if not 1 <= ri <= self.r_max:
-                raise ValueError(f"r={ri} (index {i}) is outside the trained range 1..{self.r_max}")
-            if not 1 <= ei <= self.e_max:
-                raise ValueError(f"e={ei} (index {i}) is outside the trained range 1..{self.e_max}")
-            if self.spec.re_max and ri * ei > self.spec.re_max:
-                raise ValueError(f"r*e={ri * ei} (index {i}) is outside the trained domain r*e <= {self.spec.re_max}")
-        return p_arr, r_arr, e_arr
+        outside = np.flatnonzero(~self.spec.contains(p_arr, r_arr, e_arr))
+        if not outside.size:
+            return p_arr, r_arr, e_arr
+        i = int(outside[0])  # name the first value outside the domain and why
+        pi, ri, ei = int(p_arr[i]), int(r_arr[i]), int(e_arr[i])
+        if not is_prime(pi):
+            raise ValueError(f"p={pi} (index {i}) is not prime")
+        if pi not in self.spec.primes:
+            raise ValueError(f"p={pi} (index {i}) is outside the trained primes {self.primes[0]}..{self.primes[-1]}")
+        if not 1 <= ri <= self.r_max:
+            raise ValueError(f"r={ri} (index {i}) is outside the trained range 1..{self.r_max}")
+        if not 1 <= ei <= self.e_max:
+            raise ValueError(f"e={ei} (index {i}) is outside the trained range 1..{self.e_max}")
+        raise ValueError(f"r*e={ri * ei} (index {i}) is outside the trained domain r*e <= {self.spec.re_max}")
 
     def make_batch(self, p: Any, r: Any, e: Any) -> Int[Tensor, "batch src_plus_pos"]:
         """Packed tokens with the true labels as decoder input (teacher forcing), for analysis."""

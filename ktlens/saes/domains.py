@@ -18,6 +18,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from ktlens.models.base import HookedModel
+from ktlens.tasks.ktheory_spec import in_domain
 
 Hooks = list[tuple[str, Callable[..., Any]]]
 
@@ -77,7 +78,7 @@ class KTheoryDomain:
     def _key(self, p: np.ndarray, r: np.ndarray, e: np.ndarray) -> np.ndarray:
         """An integer increasing in domain order (p outer, then r, then e); -1 for a value off the grid."""
         p_at = np.searchsorted(self.primes, p).clip(0, len(self.primes) - 1)
-        ok = (self.primes[p_at] == p) & (r >= 1) & (r <= self.r_max) & (e >= 1) & (e <= self.e_max)
+        ok = in_domain(p, r, e, self.primes, self.r_max, self.e_max, self.model.spec.re_max)
         return np.where(ok, (p_at * (self.r_max + 1) + r) * (self.e_max + 1) + e, -1)
 
     def tokens(self, idx: np.ndarray) -> Int[Tensor, "batch seq"]:

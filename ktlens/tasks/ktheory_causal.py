@@ -50,6 +50,7 @@ import numpy as np
 from jaxtyping import Bool, Int
 
 from ktlens.tasks import ktheory as kt
+from ktlens.tasks.ktheory_spec import in_domain
 
 __all__ = ["CAUSAL_MODELS", "UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
            "capped_from", "counterfactual", "changes_answer", "max_level", "upstream", "realisable"]
@@ -194,8 +195,7 @@ def realisable(base: Triples, sources: Mapping[str, Triples] | None, causal_mode
     ok &= np.isin(p, np.asarray(primes))
     if causal_model == "e_rebuilt" and "re" not in sources:
         r = np.atleast_1d(np.asarray(base[1], dtype=np.int64))
-        e = p ** up["u"] * up["e_prime"]
-        ok &= (e <= e_max) & (r <= r_max) & ((r * e <= re_max) if re_max else True)
+        ok &= in_domain(p, r, p ** up["u"] * up["e_prime"], primes, r_max, e_max, re_max)
     return ok
 
 

@@ -25,7 +25,7 @@ from ktlens.tasks.ktheory import e_prime, is_prime, sequence_length
 from ktlens.tasks.ktheory_data import KTheoryGridSpec, KTheoryVocab, domain_label_shape
 from ktlens.validation import FieldError, check_bool, check_choice, check_int, check_keys
 
-__all__ = ["LABEL_ORDERS", "SCRATCH_VARIABLES", "KTheoryTaskSpec", "domain_max_count"]
+__all__ = ["LABEL_ORDERS", "SCRATCH_VARIABLES", "KTheoryTaskSpec", "domain_max_count", "in_domain"]
 
 LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L first
 # values the decoder may write before the counts (a scratchpad), in this order: "re" is r*e, "quotients" the
@@ -52,6 +52,14 @@ def domain_seq_len(primes: list[int], r_max: int, e_max: int, re_max: int = 0) -
     if not re_max:
         return sequence_length(primes, r_max, e_max)
     return _domain_label_shape(tuple(int(q) for q in primes), int(r_max), int(e_max), int(re_max))[0]
+
+
+def in_domain(p: Any, r: Any, e: Any, primes: Any, r_max: int, e_max: int, re_max: int = 0) -> np.ndarray:
+    """Whether each (p, r, e) lies in ``primes x 1..r_max x 1..e_max`` (with ``r e <= re_max`` when ``re_max > 0``);
+    a boolean array of the broadcast shape. The one statement of a K-theory domain's membership rule."""
+    p, r, e = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (p, r, e)))
+    ok = np.isin(p, np.asarray(primes, dtype=np.int64)) & (r >= 1) & (r <= r_max) & (e >= 1) & (e <= e_max)
+    return np.asarray(ok & (r * e <= re_max) if re_max else ok)
 
 
 @no_type_check  # validated in __post_init__, so bad values get a ValueError naming them
@@ -130,6 +138,10 @@ class KTheoryTaskSpec:
         return KTheoryVocab(
             src_vocab=self.src_vocab, max_count=self.max_count, seq_len=self.seq_len, n_scratch=len(self.scratch_labels())
         )
+
+    def contains(self, p: Any, r: Any, e: Any) -> np.ndarray:
+        """Whether each (p, r, e) lies in this domain (`in_domain`); a boolean array."""
+        return in_domain(p, r, e, self.primes, self.r_max, self.e_max, self.re_max)
 
     def scratch_labels(self) -> list[str]:
         """The name of each scratch value, in decoding order (e.g. ["re", "re/p", "re/p^2", ...])."""
