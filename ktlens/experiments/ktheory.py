@@ -122,7 +122,7 @@ _PRESETS: dict[str, KTheoryPreset] = {
         grid=KTheoryGridSpec(n_primes=25, r_max=100, e_max=50, re_max=400, split="random", test_fraction=0.2, seed=0),
         model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
         train=TrainConfig(
-            steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=1000
+            steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=2000
         ),
         description="the base preset with a second chain on the scratchpad: r e, floor(r e / p^h), then floor(r e / (e' p^h)), "
         "from which each count is a sum of second differences (run 32 of docs/results/ktheory_experiments.md)",
@@ -144,11 +144,11 @@ _PRESETS: dict[str, KTheoryPreset] = {
             steps=100_000, batch_size=512, lr=1e-3, weight_decay=1.0, grad_clip=None, warmup_steps=1000, eval_every=5000
         ),
         description="the public reference's grid (GPU-sized) with what docs/results/ktheory_scaling.md recommends: the "
-        "reference's width, 2 pre-LN blocks, counts decoded n_L first after the scratch values r e and floor(r e / p^h), "
-        "n_1 from the order, weight decay 1.0",
+        "reference's width, 2 pre-LN blocks, counts decoded n_L first after the scratch values r e, floor(r e / p^h) and "
+        "floor(r e / (e' p^h)), n_1 from the order, weight decay 1.0",
         label_order="descending",
         n1_from_order=True,
-        scratch=("re", "quotients"),
+        scratch=("re", "quotients", "e_prime_quotients"),
     ),
 }
 
