@@ -89,6 +89,20 @@ class KTheoryPreset:
         return cls(**copy.deepcopy(dict(data)))
 
 
+_BASE = KTheoryPreset(
+    grid=KTheoryGridSpec(n_primes=25, r_max=100, e_max=50, re_max=400, split="random", test_fraction=0.2, seed=0),
+    model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
+    train=TrainConfig(
+        steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=500
+    ),
+    description="first 25 primes x r <= 100 x e <= 50 with r e <= 400: the small model writing r e and the level "
+    "boundaries floor(r e / p^h) before the counts, n_1 from the order (docs/results/ktheory_experiments.md)",
+    label_order="descending",
+    n1_from_order=True,
+    scratch=("re", "quotients"),
+)
+
+
 _PRESETS: dict[str, KTheoryPreset] = {
     "tiny": KTheoryPreset(
         grid=KTheoryGridSpec(n_primes=4, r_max=4, e_max=4, split="random", test_fraction=0.2, seed=0),
@@ -106,28 +120,12 @@ _PRESETS: dict[str, KTheoryPreset] = {
         "first, weight decay 1.0",
         label_order="descending",
     ),
-    "base": KTheoryPreset(
-        grid=KTheoryGridSpec(n_primes=25, r_max=100, e_max=50, re_max=400, split="random", test_fraction=0.2, seed=0),
-        model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
-        train=TrainConfig(
-            steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=500
-        ),
-        description="first 25 primes x r <= 100 x e <= 50 with r e <= 400: the small model writing r e and the level "
-        "boundaries floor(r e / p^h) before the counts, n_1 from the order (docs/results/ktheory_experiments.md)",
-        label_order="descending",
-        n1_from_order=True,
-        scratch=("re", "quotients"),
-    ),
-    "base-eprime": KTheoryPreset(
-        grid=KTheoryGridSpec(n_primes=25, r_max=100, e_max=50, re_max=400, split="random", test_fraction=0.2, seed=0),
-        model=dict(d_model=128, n_heads=4, d_mlp=512, n_layers=2, normalization="pre", dropout=0.0),
-        train=TrainConfig(
-            steps=8000, batch_size=256, lr=2e-3, weight_decay=1.0, grad_clip=None, warmup_steps=200, eval_every=2000
-        ),
+    "base": _BASE,
+    "base-eprime": dataclasses.replace(
+        _BASE,
+        train=dataclasses.replace(_BASE.train, eval_every=2000),
         description="the base preset with a second chain on the scratchpad: r e, floor(r e / p^h), then floor(r e / (e' p^h)), "
         "from which each count is a sum of second differences (run 32 of docs/results/ktheory_experiments.md)",
-        label_order="descending",
-        n1_from_order=True,
         scratch=("re", "quotients", "e_prime_quotients"),
     ),
     "small-1layer": KTheoryPreset(
