@@ -111,9 +111,10 @@ def main() -> None:
     points = []
     first = next(iter(report["runs"].values()))
 
-    def setting(entry: dict) -> str:  # what must match for a data comparison: all but grid.train_fraction
-        grid = {k: v for k, v in entry["config"]["grid"].items() if k != "train_fraction"}
-        return json.dumps([grid, entry["config"]["train"], entry.get("scratch")], sort_keys=True)
+    def setting(entry: dict) -> str:  # what must match for a data comparison: all but grid.train_fraction and how
+        grid = {k: v for k, v in entry["config"]["grid"].items() if k != "train_fraction"}  # often it evaluates
+        train = {k: v for k, v in entry["config"]["train"].items() if k not in ("eval_every", "checkpoint_every")}
+        return json.dumps([grid, train, entry.get("scratch")], sort_keys=True)
 
     for name, entry in report["runs"].items():
         if args.at_step in entry["steps"] and setting(entry) == setting(first):
