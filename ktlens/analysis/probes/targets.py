@@ -216,8 +216,8 @@ def ktheory_probe_data(model: HookedModel, n_max: int | None = 4000, seed: int =
 def scratch_targets(model: HookedModel, p: np.ndarray, r: np.ndarray, e: np.ndarray) -> list[ProbeTarget]:
     """Targets for the scratch values a model writes before the counts (none without scratch), from
     ``model.spec.scratch_values``: ``scratch_at_position`` (column k: the value at scratch position k) and
-    one scalar target per quotient floor(r*e / p^h), h >= 2 (r*e is the target ``re``, floor(r*e / p)
-    the target ``count_div_p``)."""
+    one scalar target per other scratch value: floor(r*e / p^h), h >= 2, and floor(r*e / (e' p^h)) (r*e is the
+    target ``re``, floor(r*e / p) the target ``count_div_p``)."""
     if not model.n_scratch:
         return []
     values = model.spec.scratch_values(p, r, e)  # [N, n_scratch]
@@ -228,8 +228,9 @@ def scratch_targets(model: HookedModel, p: np.ndarray, r: np.ndarray, e: np.ndar
     for k, label in enumerate(labels):
         if label in ("re", "re/p"):
             continue
+        meaning = "floor(r*e / (e' p^h))" if "e'" in label else "floor(r*e / p^h)"
         out.append(ProbeTarget(f"scratch_{label}", "scalar", values[:, k],
-                               f"{label} = floor(r*e / p^h), the scratch value of decoder position {k} (R^2)"))
+                               f"{label} = {meaning}, the scratch value of decoder position {k} (R^2)"))
     return out
 
 
