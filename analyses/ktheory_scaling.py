@@ -111,8 +111,9 @@ def main() -> None:
     points = []
     first = next(iter(report["runs"].values()))
 
-    def setting(entry: dict) -> str:  # what must match for a data comparison: all but grid.train_fraction and how
-        grid = {k: v for k, v in entry["config"]["grid"].items() if k != "train_fraction"}  # often it evaluates
+    def setting(entry: dict) -> str:  # what must match for a data comparison: all but grid.train_fraction and
+        # how often the run evaluates or saves (neither changes the weights)
+        grid = {k: v for k, v in entry["config"]["grid"].items() if k != "train_fraction"}
         train = {k: v for k, v in entry["config"]["train"].items() if k not in ("eval_every", "checkpoint_every")}
         return json.dumps([grid, train, entry.get("scratch")], sort_keys=True)
 

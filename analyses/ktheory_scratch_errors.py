@@ -18,15 +18,6 @@ from ktlens.tasks.ktheory import e_prime, p_adic_valuation_of_e
 from ktlens.tasks.ktheory_data import KTheoryGridSpec, build_dataset
 
 
-def decode_all(model, src: torch.Tensor) -> np.ndarray:
-    """Greedy decoding of every decoder position (scratch values, then counts in decoder order)."""
-    tokens = torch.cat([src, torch.full((len(src), 1), model.vocab.bos)], 1)
-    with torch.no_grad():
-        for _ in range(model.dec_len):
-            tokens = torch.cat([tokens, model(tokens)[:, -1].argmax(-1, keepdim=True)], 1)
-    return tokens[:, src.shape[1] + 1 :].numpy()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="ktheory-base")
@@ -38,9 +29,10 @@ def main() -> None:
     idx = ds.test_idx
     p, r, e = ds.p[idx], ds.r[idx], ds.e[idx]
     src = torch.as_tensor(np.stack([p, r, e], 1))
-    generated = decode_all(model, src)
+    decoded = model.decode(src)
+    generated = decoded.numpy()
     targets = model.targets(p, r, e).numpy()
-    exact = (model.generate(src).numpy() == ds.counts[idx]).all(1)
+    exact = (model.answer(src, decoded).numpy() == ds.counts[idx]).all(1)
     labels = model.position_labels()
     wrong = generated != targets
     first = np.where(wrong.any(1), wrong.argmax(1), -1)

@@ -367,11 +367,22 @@ class KTheoryTransformer(HookedModel):
     @torch.no_grad()
     def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:
         """Greedy autoregressive decoding of all L counts, returned as [n_1, ..., n_L] in either label order."""
+        return self.answer(src, self.decode(src))
+
+    @torch.no_grad()
+    def decode(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch dec_len"]:
+        """Greedy autoregressive decoding of every decoder position: the scratch values, then the counts in the
+        decoder's order (what `targets` holds for the true answer)."""
         tokens = torch.cat([src, torch.full((len(src), 1), self.vocab.bos, device=src.device)], dim=1)
         for _ in range(self.dec_len):
             next_tok = self(tokens)[:, -1].argmax(-1, keepdim=True)
             tokens = torch.cat([tokens, next_tok], dim=1)
-        counts = self.to_model_order(tokens[:, N_SRC + 1 + self.n_scratch :])
+        return tokens[:, N_SRC + 1 :]
+
+    def answer(self, src: Int[Tensor, "batch 3"], decoded: Int[Tensor, "batch dec_len"]) -> Int[Tensor, "batch pos"]:
+        """The answer [n_1, ..., n_L] read from decoded tokens (`decode`): the counts in label order, with n_1
+        from the order identity when the spec says so."""
+        counts = self.to_model_order(decoded[:, self.n_scratch :])
         if self.spec.n1_from_order:  # n_1 from sum_i i n_i = r (e - 1), not from the decoder
             levels = torch.arange(1, self.seq_len + 1, device=counts.device)
             order = src[:, 1] * (src[:, 2] - 1)

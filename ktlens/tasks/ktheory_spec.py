@@ -31,7 +31,7 @@ LABEL_ORDERS = ("ascending", "descending")  # decoder writes n_1 first, or n_L f
 # values the decoder may write before the counts (a scratchpad), in this order: "re" is r*e, "quotients" the
 # L - 1 values floor(r e / p^h), h = 1..L-1 (Algorithm 1's level boundaries: s(m) >= h + 1 iff m <= r e / p^h),
 # "e_prime_quotients" the L values floor(r e / (e' p^h)), h = 0..L-1 (how many multiples of e' lie below each
-# boundary: with them n_h is a sum of second differences, see `counts_from_scratch`)
+# boundary: with them n_h is a sum of second differences, see `ktheory.counts_from_boundaries`)
 SCRATCH_VARIABLES = ("re", "quotients", "e_prime_quotients")
 MAX_DOMAIN = 10**7  # triples: five times the reference grid; bounds the work of deriving max_count
 TASK = "ktheory"
@@ -163,10 +163,11 @@ class KTheoryTaskSpec:
         """The scratch values of each triple, ``[N, len(scratch_labels())]`` (int64), in decoding order."""
         p, r, e = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (p, r, e)))
         re = r * e
+        re_over_e_prime = re // e_prime(p, r, e) if "e_prime_quotients" in self.scratch else None
         columns = {
             "re": lambda: [re],
             "quotients": lambda: [re // p**h for h in range(1, self.seq_len)],
-            "e_prime_quotients": lambda: [re // e_prime(p, r, e) // p**h for h in range(self.seq_len)],
+            "e_prime_quotients": lambda: [re_over_e_prime // p**h for h in range(self.seq_len)],
         }
         cols = [c for v in self.scratch for c in columns[v]()]
         return np.stack(cols, axis=-1) if cols else np.zeros(p.shape + (0,), np.int64)

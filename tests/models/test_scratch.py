@@ -61,3 +61,13 @@ def test_answers_are_the_counts_without_the_scratch_value(scratch_error):
     model.scratch_error = scratch_error
     truth = [definition_counts(*t) for t in zip(ds.p.tolist(), ds.r.tolist(), ds.e.tolist())]
     assert model.predict(ds.p, ds.r, ds.e) == truth
+
+
+def test_decode_writes_the_scratch_values_then_the_counts_and_answer_reads_them():
+    ds = build_dataset(GRID)
+    model = make(cls=_Oracle)
+    src = torch.as_tensor(np.stack([ds.p, ds.r, ds.e], 1))
+    decoded = model.decode(src)
+    assert torch.equal(decoded, model.targets(ds.p, ds.r, ds.e))  # r*e, then the counts in decoder order
+    assert decoded[:, 0].tolist() == (ds.r * ds.e).tolist()
+    assert torch.equal(model.answer(src, decoded), model.generate(src))

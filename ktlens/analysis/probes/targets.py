@@ -228,9 +228,8 @@ def scratch_targets(model: HookedModel, p: np.ndarray, r: np.ndarray, e: np.ndar
     for k, label in enumerate(labels):
         if label in ("re", "re/p"):
             continue
-        meaning = "floor(r*e / (e' p^h))" if "e'" in label else "floor(r*e / p^h)"
         out.append(ProbeTarget(f"scratch_{label}", "scalar", values[:, k],
-                               f"{label} = {meaning}, the scratch value of decoder position {k} (R^2)"))
+                               f"floor({label}), the scratch value of decoder position {k} (R^2)"))
     return out
 
 
