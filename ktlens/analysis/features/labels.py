@@ -80,11 +80,10 @@ class UnitScores:
         return Hypothesis(base.variable, base.relation, base.value, None if pos == 0 else pos - 1)
 
 
-def _counts(fire: Tensor, events: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """fire [n, K, U], events [n, K, H] (float) -> TP [K+1, U, H], fired [U], event rows [K+1, H]."""
+def _counts(fire: Tensor, events: Tensor) -> tuple[Tensor, Tensor]:
+    """fire [n, K, U], events [n, K, H] (float) -> TP [K+1, U, H] (row 0: anywhere), fired [U]."""
     tp = torch.einsum("nku,nkh->kuh", fire, events)
-    ev = events.sum(0)
-    return torch.cat([tp.sum(0, keepdim=True), tp]), fire.sum((0, 1)), torch.cat([ev.sum(0, keepdim=True), ev])
+    return torch.cat([tp.sum(0, keepdim=True), tp]), fire.sum((0, 1))
 
 
 def _f1(tp: Tensor, fired: Tensor, ev: Tensor, n_rows: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -98,8 +97,9 @@ def _f1(tp: Tensor, fired: Tensor, ev: Tensor, n_rows: int) -> tuple[Tensor, Ten
 
 @torch.no_grad()
 def score_units(acts: Float[Tensor, "examples positions units"], events: EventSet, config: LabelConfig = LabelConfig(),
-                progress: bool = True) -> UnitScores:
-    """Labels of every unit (see the module docstring)."""
+                progress: bool = True, unit_chunk: int | None = None) -> UnitScores:
+    """Labels of every unit (see the module docstring). Units are scored ``unit_chunk`` at a time (default:
+    sized by `units_per_chunk`), so memory beyond ``acts`` stays bounded; the result does not depend on it."""
     N, K, U = acts.shape
     if events.events.shape[:2] != (N, K):
         raise ValueError(f"events cover {events.events.shape[:2]} (examples, positions), activations {(N, K)}")
@@ -109,82 +109,112 @@ def score_units(acts: Float[Tensor, "examples positions units"], events: EventSe
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(N)
     n_fit = max(1, min(N - 1, int(round(N * config.fit_fraction))))
-    halves = [torch.as_tensor(np.sort(order[:n_fit])), torch.as_tensor(np.sort(order[n_fit:]))]
-    E = torch.as_tensor(events.events, dtype=torch.float32)
-    top = acts.reshape(-1, U).max(0).values.clamp(min=0)  # [U]
+    halves = [np.sort(order[:n_fit]), np.sort(order[n_fit:])]
+    E = [torch.as_tensor(events.events[idx], dtype=torch.float32) for idx in halves]  # [n_half, K, H] each
+    ev = [_event_rows(e) for e in E]
+    halves = [torch.as_tensor(idx) for idx in halves]
     C = (K + 1) * H
     n_best = min(config.n_best, C)
-    # running best per unit (over thresholds) and per candidate event (over units and thresholds)
-    keep = {k: [] for k in ("fit", "idx", "thr", "f1", "chance", "precision", "recall", "ok")}
-    ev_fit_best = torch.full((C,), -1.0)
-    ev_test_f1 = torch.zeros(C)
-    ev_unit = torch.full((C,), -1, dtype=torch.long)
-    for frac in tqdm(config.fractions, desc="scoring units", disable=not progress, leave=False):
-        thr = top * frac
-        stats = []
-        for idx in halves:
-            fire = (acts[idx] > thr).float()
-            tp, fired, ev = _counts(fire, E[idx])
-            stats.append((_f1(tp, fired, ev, len(idx) * K), ev))
-        (f_fit, c_fit, _, _), ev_fit = stats[0]
-        (f_test, c_test, p_test, r_test), _ = stats[1]
-        valid = (ev_fit >= config.min_support)[:, None, :] & (f_fit - c_fit >= config.min_excess)
-        if K == 1:
-            valid[1:] = False  # one position: "only at position 0" is the same event as "anywhere"
-        score = torch.where(valid, f_fit, torch.full_like(f_fit, -1.0))  # [K+1, U, H]
-        flat = score.permute(1, 0, 2).reshape(U, C)
-        val, ix = flat.topk(n_best, dim=1)
-        gather = lambda t: t.permute(1, 0, 2).reshape(U, C).gather(1, ix)
-        ok = (val >= 0) & (gather(f_test) - gather(c_test) >= config.min_excess)
-        for name, value in (("fit", val), ("idx", ix), ("thr", thr[:, None].expand(U, n_best)), ("f1", gather(f_test)),
-                            ("chance", gather(c_test)), ("precision", gather(p_test)), ("recall", gather(r_test)),
-                            ("ok", ok)):
-            keep[name].append(value)
-        # per event: best unit on the fit half
-        ev_score = score.reshape(K + 1, U, H).permute(0, 2, 1).reshape(C, U)
-        v, u = ev_score.max(1)
-        better = v > ev_fit_best
-        ev_fit_best = torch.where(better, v, ev_fit_best)
-        ev_unit = torch.where(better, u, ev_unit)
-        test_at = f_test.permute(0, 2, 1).reshape(C, U).gather(1, u[:, None])[:, 0]
-        ev_test_f1 = torch.where(better, test_at, ev_test_f1)
-    cat = {k: torch.cat(v, dim=1) for k, v in keep.items()}  # [U, T * n_best]
-    # prefer candidates accepted on both halves, then the fit F1
-    rank = cat["fit"] + 2.0 * cat["ok"].float()
     out = {k: np.zeros((U, n_best)) for k in ("thr", "f1", "chance", "precision", "recall")}
     best = np.full((U, n_best), -1, dtype=np.int64)
     labelled = np.zeros(U, dtype=bool)
+    # per candidate event: best unit on the fit half (over units and thresholds) and its held-out F1
+    ev_fit_best = torch.full((C,), -1.0)
+    ev_test_f1 = torch.zeros(C)
+    ev_unit = torch.full((C,), -1, dtype=torch.long)
+    chunk = unit_chunk or units_per_chunk(N * K, U)
+    if chunk < 1:
+        raise ValueError(f"unit_chunk must be >= 1, got {chunk}")
+    steps = [(s, f) for s in range(0, U, chunk) for f in config.fractions]
+    bar = tqdm(total=len(steps), desc="scoring units", disable=not progress, leave=False)
+    for start in range(0, U, chunk):
+        a = acts[..., start : start + chunk]
+        u_n = a.shape[-1]
+        top = a.reshape(-1, u_n).max(0).values.clamp(min=0)  # [u_n]
+        keep: dict[str, list[Tensor]] = {k: [] for k in ("fit", "idx", "thr", "f1", "chance", "precision", "recall", "ok")}
+        parts = [a[idx] for idx in halves]
+        for frac in config.fractions:
+            thr = top * frac
+            stats = [_f1(*_counts((part > thr).float(), e), ev_rows, len(part) * K) for part, e, ev_rows in zip(parts, E, ev)]
+            f_fit, c_fit, _, _ = stats[0]
+            f_test, c_test, p_test, r_test = stats[1]
+            valid = (ev[0] >= config.min_support)[:, None, :] & (f_fit - c_fit >= config.min_excess)
+            if K == 1:
+                valid[1:] = False  # one position: "only at position 0" is the same event as "anywhere"
+            score = torch.where(valid, f_fit, torch.full_like(f_fit, -1.0))  # [K+1, u_n, H]
+            flat = score.permute(1, 0, 2).reshape(u_n, C)
+            val, ix = flat.topk(n_best, dim=1)
+            gather = lambda t: t.permute(1, 0, 2).reshape(u_n, C).gather(1, ix)
+            ok = (val >= 0) & (gather(f_test) - gather(c_test) >= config.min_excess)
+            for name, value in (("fit", val), ("idx", ix), ("thr", thr[:, None].expand(u_n, n_best)), ("f1", gather(f_test)),
+                                ("chance", gather(c_test)), ("precision", gather(p_test)), ("recall", gather(r_test)),
+                                ("ok", ok)):
+                keep[name].append(value)
+            ev_score = score.permute(0, 2, 1).reshape(C, u_n)
+            v, u = ev_score.max(1)
+            better = v > ev_fit_best  # strict: ties keep the lower unit, as one argmax over all units would
+            ev_fit_best = torch.where(better, v, ev_fit_best)
+            ev_unit = torch.where(better, u + start, ev_unit)
+            test_at = f_test.permute(0, 2, 1).reshape(C, u_n).gather(1, u[:, None])[:, 0]
+            ev_test_f1 = torch.where(better, test_at, ev_test_f1)
+            bar.update(1)
+        _select_best({k: torch.cat(v, dim=1) for k, v in keep.items()}, n_best, start, best, out, labelled)
+    bar.close()
+    ev_test_f1 = torch.where(ev_fit_best >= 0, ev_test_f1, torch.zeros_like(ev_test_f1))
+    return UnitScores(events.hypotheses, K, best, out["thr"], out["precision"], out["recall"], out["f1"], out["chance"],
+                      labelled, ev_test_f1.numpy(), ev_unit.numpy())
+
+
+def units_per_chunk(n_rows: int, n_units: int, budget_bytes: int = 2 << 30) -> int:
+    """How many units' float32 columns over ``n_rows`` rows fit in ``budget_bytes`` (at least 1, at most all)."""
+    return max(1, min(n_units, budget_bytes // max(1, 4 * n_rows)))
+
+
+def _event_rows(events: Tensor) -> Tensor:
+    """events [n, K, H] -> event rows [K+1, H] (row 0: anywhere)."""
+    e = events.sum(0)
+    return torch.cat([e.sum(0, keepdim=True), e])
+
+
+def _select_best(cat: dict[str, Tensor], n_best: int, start: int, best: np.ndarray, out: dict[str, np.ndarray],
+                 labelled: np.ndarray) -> None:
+    """Fill rows start.. of ``best``, ``out`` and ``labelled`` with each unit's n_best distinct candidates, those
+    accepted on both halves first, then by fit F1 (``cat``: [units, thresholds * n_best] per field)."""
+    rank = cat["fit"] + 2.0 * cat["ok"].float()
     order_u = rank.argsort(dim=1, descending=True).numpy()
     idx_np, fit_np = cat["idx"].numpy(), cat["fit"].numpy()
-    for u in range(U):
-        seen, j = set(), 0
-        for col in order_u[u]:
-            c = int(idx_np[u, col])
-            if fit_np[u, col] < 0 or c in seen:
+    for i in range(order_u.shape[0]):
+        u, seen, j = start + i, set(), 0
+        for col in order_u[i]:
+            c = int(idx_np[i, col])
+            if fit_np[i, col] < 0 or c in seen:
                 continue
             seen.add(c)
             best[u, j] = c
             for k in out:
-                out[k][u, j] = float(cat[k][u, col])
+                out[k][u, j] = float(cat[k][i, col])
             if j == 0:
-                labelled[u] = bool(cat["ok"][u, col])
+                labelled[u] = bool(cat["ok"][i, col])
             j += 1
             if j == n_best:
                 break
-    ev_test_f1 = torch.where(ev_fit_best >= 0, ev_test_f1, torch.zeros_like(ev_test_f1))
-    return UnitScores(events.hypotheses, K, best, out["thr"], out["precision"], out["recall"], out["f1"], out["chance"],
-                      labelled, ev_test_f1.numpy(), ev_unit.numpy())
 
 
 @torch.no_grad()
 def correlations(acts: Float[Tensor, "examples positions units"], scalars: ScalarSet) -> Float[np.ndarray, "units scalars"]:
     """Pearson correlation of every unit with every scalar variable over all rows (0 where constant)."""
     U = acts.shape[-1]
-    A = acts.reshape(-1, U).double()
-    Z = torch.as_tensor(scalars.values.reshape(A.shape[0], -1), dtype=torch.float64)
-    A = A - A.mean(0)
+    flat = acts.reshape(-1, U)
+    Z = torch.as_tensor(scalars.values.reshape(flat.shape[0], -1), dtype=torch.float64)
     Z = Z - Z.mean(0)
-    a_norm, z_norm = A.norm(dim=0), Z.norm(dim=0)
-    corr = (A.T @ Z) / (a_norm[:, None] * z_norm[None, :]).clamp(min=1e-12)
-    corr[(a_norm < 1e-9)[:, None] | (z_norm < 1e-9)[None, :]] = 0.0
-    return corr.numpy()
+    z_norm = Z.norm(dim=0)
+    out = torch.zeros(U, Z.shape[1], dtype=torch.float64)
+    chunk = max(1, units_per_chunk(flat.shape[0], U) // 2)  # float64 columns
+    for start in range(0, U, chunk):
+        A = flat[:, start : start + chunk].double()
+        A = A - A.mean(0)
+        a_norm = A.norm(dim=0)
+        corr = (A.T @ Z) / (a_norm[:, None] * z_norm[None, :]).clamp(min=1e-12)
+        corr[(a_norm < 1e-9)[:, None] | (z_norm < 1e-9)[None, :]] = 0.0
+        out[start : start + chunk] = corr
+    return out.numpy()

@@ -10,14 +10,26 @@ from torch import Tensor
 __all__ = ["density", "position_share", "top_examples", "top_rows", "quantile_examples", "quantile_rows", "histograms"]
 
 
+UNIT_CHUNK = 256  # units handled at a time, so temporaries stay a small multiple of one chunk's columns
+
+
+def _positive_counts(acts: Float[Tensor, "examples positions units"]) -> Float[Tensor, "units positions"]:
+    """Rows on which each unit is positive, per position (float64)."""
+    U = acts.shape[-1]
+    out = torch.zeros(U, acts.shape[1], dtype=torch.float64)
+    for start in range(0, U, UNIT_CHUNK):
+        out[start : start + UNIT_CHUNK] = (acts[..., start : start + UNIT_CHUNK] > 0).sum(0).T.double()
+    return out
+
+
 def density(acts: Float[Tensor, "examples positions units"]) -> Float[np.ndarray, " units"]:
     """Share of rows on which each unit is positive."""
-    return (acts > 0).float().mean((0, 1)).numpy().astype(np.float64)
+    return (_positive_counts(acts).sum(1) / max(1, acts.shape[0] * acts.shape[1])).numpy()
 
 
 def position_share(acts: Float[Tensor, "examples positions units"]) -> Float[np.ndarray, "units positions"]:
     """Share of each unit's firing (positive rows) at each position (zeros for a unit that never fires)."""
-    counts = (acts > 0).float().sum(0).T.double()  # [U, K]
+    counts = _positive_counts(acts)  # [U, K]
     return (counts / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
 
 
@@ -63,8 +75,10 @@ def histograms(acts: Float[Tensor, "examples positions units"], bins: int = 40) 
     U = acts.shape[-1]
     flat = acts.reshape(-1, U)
     top = flat.max(0).values.clamp(min=1e-6)
-    scaled = (flat / top * bins).ceil().clamp(max=bins).long()  # bin 1..bins for positive values, 0 for <= 0
     counts = torch.zeros(U, bins + 1, dtype=torch.long)
-    counts.scatter_add_(1, scaled.T.clamp(min=0), torch.ones_like(scaled.T))
+    for start in range(0, U, UNIT_CHUNK):
+        stop = min(U, start + UNIT_CHUNK)
+        scaled = (flat[:, start:stop] / top[start:stop] * bins).ceil().clamp(max=bins).long()  # 1..bins if > 0, else <= 0
+        counts[start:stop].scatter_add_(1, scaled.T.clamp(min=0), torch.ones_like(scaled.T))
     edges = top[:, None].double() * torch.linspace(0, 1, bins + 1, dtype=torch.float64)[None]
     return counts[:, 1:].numpy(), edges.numpy()

@@ -192,8 +192,8 @@ def read_units(model: Any, source: UnitSource, domain: FeatureDomain | None = No
     domain = feature_domain(model) if domain is None else domain
     was_training = model.training
     model.eval()
-    out = []
     K = domain.n_positions
+    out = torch.empty(domain.n_rows, source.n_units)  # filled in place: no second copy at the end
     try:
         for start in tqdm(range(0, domain.n_examples, batch_size), desc=f"reading {source.hook}", disable=not progress,
                           leave=False):
@@ -204,7 +204,7 @@ def read_units(model: Any, source: UnitSource, domain: FeatureDomain | None = No
             units = source.encode(act.reshape(-1, act.shape[-1]).float())
             if units.ndim != 2 or units.shape[1] != source.n_units:
                 raise ValueError(f"unit source {source.name!r} returned shape {tuple(units.shape)}, expected [rows, {source.n_units}]")
-            out.append(units.detach().float().cpu())
+            out[start * K : start * K + units.shape[0]] = units.detach().float().cpu()
     finally:
         model.train(was_training)
-    return UnitActivations(source, domain, torch.cat(out))
+    return UnitActivations(source, domain, out)
