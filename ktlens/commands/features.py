@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="label every MLP neuron or SAE latent against the task's variables")
-    p.add_argument("--model", default="ktheory-small", help="shipped model name, checkpoint folder or run folder")
+    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
     p.add_argument("--sae", default=None, help="shipped SAE name or folder: label its latents instead of neurons")
     p.add_argument("--hook", default=None, help="neuron hook, blocks.{l}.mlp.hook_post (default: the last block)")
     p.add_argument("--top", type=int, default=20, help="units shown in the text output")
@@ -24,6 +26,7 @@ def load_units(args: argparse.Namespace):
     """(model, unit source) for the command line's --model / --sae / --hook."""
     import ktlens
     from ktlens.analysis.features import neuron_units, sae_units
+    from ktlens.checkpoint import pretrained_names
     from ktlens.commands.common import resolve_model
 
     model = ktlens.load_pretrained(resolve_model(args.model))
@@ -36,7 +39,7 @@ def load_units(args: argparse.Namespace):
             raise ValueError(f"--sae {args.sae!r}: this installation has no SAEs (ktlens.load_sae)")
         sae = load_sae(args.sae)
         model_name = getattr(sae.cfg, "model_name", None)
-        if model_name and args.model in ("ktheory-small", "miiii-small") and model_name != args.model:
+        if model_name and args.model in pretrained_names() and model_name != args.model:
             raise ValueError(f"SAE {args.sae!r} was trained on {model_name!r}, not on --model {args.model!r}")
         return model, sae_units(model, sae, name=str(args.sae))
     hook = args.hook or f"blocks.{int(model.cfg.n_layers) - 1}.mlp.hook_post"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict [n_1, n_2, ...] for (p, r, e) with a trained K-theory model")
     p.add_argument("p", type=int)
     p.add_argument("r", type=int)
     p.add_argument("e", type=int)
-    p.add_argument("--model", default="ktheory-small", help="shipped model name, checkpoint folder or run folder")
+    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 
+from ktlens.defaults import DEFAULT_MODELS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="both studies end to end: an offline report and summary.json")
     p.add_argument("study", choices=("ktheory", "miiii", "all"), help="which study (all: both)")
     p.add_argument("--out", default="report", help="output folder (default: report)")
     p.add_argument("--fast", action="store_true", help="small settings (samples instead of whole domains): a smoke run")
-    p.add_argument("--ktheory-model", default="ktheory-small", help="K-theory model: shipped name or checkpoint folder")
-    p.add_argument("--miiii-model", default="miiii-small", help="MIIII model: shipped name or checkpoint folder")
+    p.add_argument("--ktheory-model", default=DEFAULT_MODELS["ktheory"], help=f"K-theory model: shipped name or checkpoint folder (default {DEFAULT_MODELS['ktheory']})")
+    p.add_argument("--miiii-model", default=DEFAULT_MODELS["miiii"], help=f"MIIII model: shipped name or checkpoint folder (default {DEFAULT_MODELS['miiii']})")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)

@@ -165,7 +165,7 @@ def score_units(acts: Float[Tensor, "examples positions units"], events: EventSe
                       labelled, ev_test_f1.numpy(), ev_unit.numpy())
 
 
-def units_per_chunk(n_rows: int, n_units: int, budget_bytes: int = 2 << 30) -> int:
+def units_per_chunk(n_rows: int, n_units: int, budget_bytes: int = 1 << 30) -> int:
     """How many units' float32 columns over ``n_rows`` rows fit in ``budget_bytes`` (at least 1, at most all)."""
     return max(1, min(n_units, budget_bytes // max(1, 4 * n_rows)))
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from ktlens.analysis.reproduce import ktheory as kt
 from ktlens.analysis.reproduce import miiii as mi
+from ktlens.defaults import DEFAULT_MODELS
 
 __all__ = ["Section", "Context", "SECTIONS", "STUDIES", "DEFAULT_MODELS", "sections_of"]
 
 STUDIES = ("ktheory", "miiii")
-DEFAULT_MODELS = {"ktheory": "ktheory-small", "miiii": "miiii-small"}
 
 
 @dataclass
