@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=1024, help="training pairs (default 1024)")
     p.add_argument("--n-test", type=int, default=512, help="held-out pairs (default 512)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scratch-input", choices=("base", "counterfactual"), default="base",
+                   help="scratchpad models: the base's own scratch values in the decoder input, IIA at the count "
+                        "positions (base), or the causal model's whole counterfactual sequence, IIA at every position")
     p.add_argument("--sweep", action="store_true", help="print every (location, size) row, not just the best")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--model {args.model!r} is not a K-theory model: DAS here aligns Algorithm 1's variables")
     reports = sweep(model, [args.variable], args.location, ranks=tuple(args.rank), steps=args.steps,
                     n_train=args.n_train, n_test=args.n_test, seed=args.seed, random_model_control=not args.sweep,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, scratch_input=args.scratch_input)
     rows = [r.to_dict() for r in reports] if args.sweep else [max(reports, key=lambda r: (r.iia, -r.subspace_dim)).to_dict()]
     rows = [{k: row[k] for k in KEYS} for row in rows]
     if args.json:

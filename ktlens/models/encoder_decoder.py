@@ -346,23 +346,30 @@ class KTheoryTransformer(HookedModel):
             return counts
         return counts.flip(-1) if isinstance(counts, Tensor) else np.asarray(counts)[..., ::-1]
 
-    def pack(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> Int[Tensor, "batch src_plus_pos"]:
+    def pack(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray,
+             scratch: np.ndarray | None = None) -> Int[Tensor, "batch src_plus_pos"]:
         """Source ids and decoder input [BOS, n_1, ..., n_{L-1}] (or [BOS, n_L, ..., n_2]) in one tensor,
-        encoded by the spec's vocabulary (ValueError on a value outside it)."""
+        encoded by the spec's vocabulary (ValueError on a value outside it). ``scratch`` ``[batch, n_scratch]``
+        replaces the triple's own scratch values (a counterfactual's)."""
         src = self.vocab.encode(p, r, e)
+        dec = self.vocab.decoder_input(self._model_order_counts(counts), self._scratch(p, r, e, scratch))
+        return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
+
+    def decoder_targets(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray,
+                        scratch: np.ndarray | None = None) -> np.ndarray:
+        """What each decoder position should predict: the scratch values (if any; ``scratch`` as in `pack`), then
+        the counts in the decoder's order; `[batch, n_scratch + L]`."""
+        return self.vocab.decoder_target(self._model_order_counts(counts), self._scratch(p, r, e, scratch))
+
+    def _model_order_counts(self, counts: np.ndarray) -> np.ndarray:
         counts = np.asarray(counts)[:, : self.seq_len]
         if counts.shape[-1] < self.seq_len:  # a shorter label: the missing counts are 0
             counts = np.pad(counts, ((0, 0), (0, self.seq_len - counts.shape[-1])))
-        dec = self.vocab.decoder_input(self.to_model_order(counts), self.spec.scratch_values(p, r, e))
-        return torch.as_tensor(np.concatenate([src, dec], axis=1), dtype=torch.long, device=self.device)
+        return np.ascontiguousarray(self.to_model_order(counts))
 
-    def decoder_targets(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """What each decoder position should predict: the scratch values (if any), then the counts in the
-        decoder's order; `[batch, n_scratch + L]`."""
-        counts = np.asarray(counts)[:, : self.seq_len]
-        if counts.shape[-1] < self.seq_len:
-            counts = np.pad(counts, ((0, 0), (0, self.seq_len - counts.shape[-1])))
-        return self.vocab.decoder_target(np.ascontiguousarray(self.to_model_order(counts)), self.spec.scratch_values(p, r, e))
+    def _scratch(self, p: np.ndarray, r: np.ndarray, e: np.ndarray, scratch: np.ndarray | None) -> np.ndarray:
+        """The given scratch values (the vocabulary checks their shape and range), else the triple's own."""
+        return self.spec.scratch_values(p, r, e) if scratch is None else np.asarray(scratch, dtype=np.int64)
 
     @torch.no_grad()
     def generate(self, src: Int[Tensor, "batch 3"]) -> Int[Tensor, "batch pos"]:

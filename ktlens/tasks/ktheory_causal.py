@@ -33,9 +33,10 @@ values they take on source inputs. Conventions, all from the definition above:
   ``re = r e`` with the base's ``r``) unless ``re`` itself is set. Setting ``u`` from a source then gives the label
   of the real triple ``(p, r, p^(u_src) e'_base)`` (when that ``e`` is in the domain); with no intervention it
   is Algorithm 1. This is the reading of a network that derives ``re`` from the ``e`` it reads.
-* Scratch values (a decoder that writes ``re`` and ``floor(re / p^h)`` before the counts) are functions of ``p`` and
-  ``re``: a ``u`` or ``e'`` swap under ``algorithm1`` or ``order`` leaves them as they are (``re`` is the base's),
-  an ``re`` swap, or a ``u`` / ``e'`` swap under ``e_rebuilt``, moves them with ``re`` (``upstream``).
+* Scratch values (a decoder that writes ``re`` and ``floor(re / p^h)`` before the counts, and possibly
+  ``floor(re / (e' p^h))``) are functions of ``p``, ``re`` and ``e'`` (``counterfactual_scratch``): a ``u`` swap
+  under ``algorithm1`` or ``order`` leaves them as they are; an ``e'`` swap moves the ``e'`` chain only; an ``re``
+  swap, or a ``u`` / ``e'`` swap under ``e_rebuilt``, moves them with ``re`` (``upstream``).
   ``realisable`` says whether a counterfactual stays inside a (possibly ``r e``-bounded) domain.
 * A counterfactual that needs a count at a level beyond ``length``, or a negative count (``capped`` set
   below ``capped - (H_u - G_u)``, impossible by construction since both parts are counts), raises ValueError.
@@ -53,7 +54,8 @@ from ktlens.tasks import ktheory as kt
 from ktlens.tasks.ktheory_spec import in_domain
 
 __all__ = ["CAUSAL_MODELS", "UPSTREAM", "CAUSAL_VARIABLES", "check_variable", "intermediates", "level_tables", "counts_from",
-           "capped_from", "counterfactual", "changes_answer", "max_level", "upstream", "realisable"]
+           "capped_from", "counterfactual", "counterfactual_scratch", "changes_answer", "max_level", "upstream",
+           "realisable"]
 
 #: "algorithm1": n_1 from the definition; "order": n_1 from the order identity; "e_rebuilt": re = r p^u e'
 #: recomputed from the (possibly swapped) u and e' (module docstring).
@@ -178,6 +180,16 @@ def upstream(base: Triples, sources: Mapping[str, Triples] | None = None,
     ``floor(re / p^h)`` (``KTheoryTaskSpec.scratch_values``): unchanged by a ``u`` or ``e'`` swap under
     ``algorithm1`` and ``order``, moved by an ``re`` swap and, under ``e_rebuilt``, by a ``u`` or ``e'`` swap."""
     return _upstream(base, dict(sources or {}), causal_model)[0]
+
+
+def counterfactual_scratch(base: Triples, sources: Mapping[str, Triples] | None, causal_model: str,
+                           spec) -> Int[np.ndarray, "n n_scratch"]:
+    """The scratch values Algorithm 1 writes for each base after the intervention (``spec``: a
+    `KTheoryTaskSpec`; its ``scratch`` names them): r e, floor(r e / p^h) from the intervened ``re``, and
+    floor(r e / (e' p^h)) from the intervened ``re`` and ``e'``. With no intervention: ``spec.scratch_values``."""
+    up = upstream(base, sources, causal_model)
+    p = np.atleast_1d(np.asarray(base[0], dtype=np.int64))
+    return spec.scratch_values_from(p, up["re"], up["e_prime"])
 
 
 def realisable(base: Triples, sources: Mapping[str, Triples] | None, causal_model: str, primes, r_max: int,

@@ -162,8 +162,13 @@ class KTheoryTaskSpec:
     def scratch_values(self, p: Any, r: Any, e: Any) -> np.ndarray:
         """The scratch values of each triple, ``[N, len(scratch_labels())]`` (int64), in decoding order."""
         p, r, e = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (p, r, e)))
-        re = r * e
-        re_over_e_prime = re // e_prime(p, r, e) if "e_prime_quotients" in self.scratch else None
+        return self.scratch_values_from(p, r * e, e_prime(p, r, e))
+
+    def scratch_values_from(self, p: Any, re: Any, e_prime_: Any) -> np.ndarray:
+        """`scratch_values` from Algorithm 1's intermediate values p, r e and e' (for counterfactual values:
+        re or e' set by an intervention, `ktlens.tasks.ktheory_causal.counterfactual_scratch`)."""
+        p, re, e_prime_ = np.broadcast_arrays(*(np.asarray(x, dtype=np.int64) for x in (p, re, e_prime_)))
+        re_over_e_prime = re // e_prime_ if "e_prime_quotients" in self.scratch else None
         columns = {
             "re": lambda: [re],
             "quotients": lambda: [re // p**h for h in range(1, self.seq_len)],

@@ -25,7 +25,12 @@ are functions of p and re, so a u or e' swap under ``algorithm1`` / ``order`` (r
 leaves them as they are and the decoder input is the causal model's own counterfactual sequence. An ``re`` swap,
 or a u / e' swap under ``e_rebuilt``, changes re: the causal model's scratch values then differ from the base's
 ones in the input, and the swap has to move the counts against the scratch tokens the decoder reads
-(``PairSet.scratch_changed`` marks those pairs; the report gives their share).
+(``PairSet.scratch_changed`` marks those pairs; the report gives their share). With the e' chain
+(floor(r e / (e' p^h))) an e' swap moves scratch values too. ``scratch_input="counterfactual"`` removes the
+confound: the base's decoder input is then the causal model's whole counterfactual sequence (its scratch values,
+``ktheory_causal.counterfactual_scratch``, then its counts) and IIA is scored at every decoder position, so the
+first scratch value the swap moves (floor(r e / e') for e', r e for re) has to come from the intervention alone:
+every decoder input before it is the base's own.
 
 Controls (same pairs, same rank): a random subspace, a norm-matched placebo (moves each base as far as the
 learned interchange does, inside a random subspace), the base run with no swap, and the same search on a
@@ -45,7 +50,8 @@ from ktlens.analysis.causal.interchange import FitConfig, collect, fit_subspace,
 from ktlens.tasks import ktheory_causal as kc
 
 __all__ = ["Location", "default_locations", "parse_location", "position_indices", "exact_triples", "PairSet",
-           "sample_pairs", "domain_label_keys", "pair_tokens", "scored_positions", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
+           "sample_pairs", "domain_label_keys", "pair_tokens", "scored_positions", "SCRATCH_INPUTS",
+           "check_scratch_input", "DASReport", "das", "random_model_like", "DEFAULT_VARIABLES"]
 
 SRC_POSITIONS = {"src": (0, 1, 2), "p": (0,), "r": (1,), "e": (2,)}
 DECODER_POSITIONS = ("bos", "labels", "all")
@@ -138,6 +144,7 @@ class PairSet:
     changing: np.ndarray
     natural_share: float
     scratch_changed: np.ndarray | None = None  # the causal model's re (so its scratch values) differs from the base's
+    scratch: np.ndarray | None = None  # [n, n_scratch]: the causal model's scratch values ("counterfactual" input)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -151,15 +158,18 @@ def domain_label_keys(model) -> set[bytes]:
 
 
 def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, same_prime: bool | str = True,
-                 causal_model: str = "algorithm1", on_manifold: bool = False, draws: int = 8) -> PairSet:
+                 causal_model: str = "algorithm1", on_manifold: bool = False, draws: int = 8,
+                 scratch_input: str = "base") -> PairSet:
     """``n`` pairs from ``triples`` whose counterfactual fits the model's labels, answer-changing ones first.
     ``same_prime``: each source has the base's p (u and e' are defined relative to p); ``"isolate"``: the
     source also has the base's value of every other upstream variable (of u: e' and re), so the swap moves the
     variable alone and the counterfactual is the label of a real triple. ``on_manifold``: keep only pairs whose
     counterfactual is the label of some triple of the model's domain with the base's prime (the intervened run
     is asked for an answer the model gives on a real input). ``draws``: candidate pairs drawn per pair asked
-    for (more finds more answer-changing pairs when they are rare, as for u)."""
+    for (more finds more answer-changing pairs when they are rare, as for u). ``scratch_input="counterfactual"``:
+    the pairs carry the causal model's scratch values, and a swap that moves only them changes the answer."""
     kc.check_variable(variable)
+    check_scratch_input(model, scratch_input)
     rng = np.random.default_rng(seed)
     m = max(draws * n, 256)
     base = triples[rng.integers(len(triples), size=m)]
@@ -196,22 +206,31 @@ def sample_pairs(model, variable: str, triples: np.ndarray, n: int, seed: int, s
         rows = np.concatenate([base[:, :1], counts[:, : model.seq_len]], axis=1).astype(np.int64)
         valid &= np.array([row.tobytes() in keys for row in rows], dtype=bool)
     changing = (counts != before).any(1)
+    scratch = None
+    if scratch_input == "counterfactual":
+        scratch = kc.counterfactual_scratch(split(base), {variable: split(source)}, causal_model, model.spec)
+        changing |= (scratch != model.spec.scratch_values(*split(base))).any(1)
     order = np.concatenate([np.flatnonzero(valid & changing), np.flatnonzero(valid & ~changing)])[:n]
     if len(order) < n:
         raise ValueError(f"only {len(order)} valid pairs for {variable!r} among {m} drawn; ask for fewer")
     natural = float(changing[valid].mean()) if valid.any() else 0.0
     return PairSet(base[order], source[order], counts[order, : model.seq_len], changing[order], natural,
-                   scratch_changed[order])
+                   scratch_changed[order], None if scratch is None else scratch[order])
 
 
 def pair_tokens(model, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(base tokens with the base's scratch values and the counterfactual counts as decoder input, source tokens
-    with their own sequence, target counts in the decoder's order: the ids at ``model.count_positions``)."""
+    with their own sequence, target counts in the decoder's order: the ids at ``model.count_positions``). Pairs
+    with counterfactual scratch values (``pairs.scratch``): the base's decoder input is the causal model's whole
+    sequence, and the targets are every decoder position's id."""
     b, s = pairs.base, pairs.source
-    base_tokens = model.pack(b[:, 0], b[:, 1], b[:, 2], pairs.counts)
+    base_tokens = model.pack(b[:, 0], b[:, 1], b[:, 2], pairs.counts, scratch=pairs.scratch)
     source_tokens = model.make_batch(s[:, 0], s[:, 1], s[:, 2])
-    targets = torch.as_tensor(np.ascontiguousarray(model.to_model_order(pairs.counts)), dtype=torch.long)
-    return base_tokens, source_tokens, targets
+    if pairs.scratch is not None:
+        ids = model.decoder_targets(b[:, 0], b[:, 1], b[:, 2], pairs.counts, scratch=pairs.scratch)
+    else:
+        ids = model.to_model_order(pairs.counts)
+    return base_tokens, source_tokens, torch.as_tensor(np.ascontiguousarray(ids), dtype=torch.long)
 
 
 def random_model_like(model, seed: int = 1):
@@ -263,24 +282,38 @@ class _Data:
 
 def _data(model, variable: str, n_train: int, n_test: int, seed: int, triples: np.ndarray | None,
           same_prime: bool | str = True, causal_model: str = "algorithm1", on_manifold: bool = False,
-          draws: int = 8) -> _Data:
+          draws: int = 8, scratch_input: str = "base") -> _Data:
     triples = exact_triples(model) if triples is None else triples
     perm = np.random.default_rng(seed).permutation(len(triples))
     half = len(triples) // 2
-    train = sample_pairs(model, variable, triples[perm[:half]], n_train, seed, same_prime, causal_model, on_manifold, draws)
-    test = sample_pairs(model, variable, triples[perm[half:]], n_test, seed + 1, same_prime, causal_model, on_manifold, draws)
+    args = (same_prime, causal_model, on_manifold, draws, scratch_input)
+    train = sample_pairs(model, variable, triples[perm[:half]], n_train, seed, *args)
+    test = sample_pairs(model, variable, triples[perm[half:]], n_test, seed + 1, *args)
     return _Data(pair_tokens(model, train), pair_tokens(model, test), test, train)
 
 
-def scored_positions(model) -> tuple[int, ...] | None:
+SCRATCH_INPUTS = ("base", "counterfactual")
+
+
+def check_scratch_input(model, scratch_input: str) -> None:
+    """ValueError naming a scratch input other than ``SCRATCH_INPUTS``, or "counterfactual" without scratch values."""
+    if scratch_input not in SCRATCH_INPUTS:
+        raise ValueError(f"scratch_input={scratch_input!r} must be one of {SCRATCH_INPUTS}")
+    if scratch_input == "counterfactual" and not model.n_scratch:
+        raise ValueError("scratch_input='counterfactual' needs a model that writes scratch values")
+
+
+def scored_positions(model, data: _Data | None = None) -> tuple[int, ...] | None:
     """The decoder positions IIA is scored at: ``model.count_positions`` (None, i.e. every position, without
-    scratch values, where the two are the same)."""
+    scratch values, where the two are the same, or when the pairs carry counterfactual scratch values)."""
+    if data is not None and data.test_pairs.scratch is not None:
+        return None
     return tuple(model.count_positions) if model.n_scratch else None
 
 
 def _fit_and_score(model, loc: Location, data: _Data, cfg: FitConfig, progress: bool, desc: str):
     pos = position_indices(model, loc)
-    at = scored_positions(model)
+    at = scored_positions(model, data)
     subspace, losses = fit_subspace(model, loc.hook, pos, *data.train, cfg, progress=progress, desc=desc, target_positions=at)
     base, source, targets = data.test
     src_acts = collect(model, loc.hook, source, pos)
@@ -291,21 +324,25 @@ def _fit_and_score(model, loc: Location, data: _Data, cfg: FitConfig, progress: 
 
 def das(model, variable: str, location: Location | str, cfg: FitConfig | None = None, n_train: int = 2048,
         n_test: int = 512, random_model=None, triples: np.ndarray | None = None, progress: bool = True,
-        data: _Data | None = None, same_prime: bool | str = True, causal_model: str = "algorithm1") -> DASReport:
+        data: _Data | None = None, same_prime: bool | str = True, causal_model: str = "algorithm1",
+        scratch_input: str = "base") -> DASReport:
     """Fit DAS for ``variable`` at ``location`` and score it and its controls on held-out pairs.
 
     ``random_model``: a model of the same config (``random_model_like``) for the random-model control (None:
-    skipped). ``triples``: the pool of exactly-labelled triples (computed when None)."""
+    skipped). ``triples``: the pool of exactly-labelled triples (computed when None). ``scratch_input``: on a
+    model with scratch values, "base" (the base's own scratch values in the decoder input, IIA at the count
+    positions) or "counterfactual" (the causal model's scratch values and counts, IIA at every position)."""
     cfg = cfg or FitConfig()
     kc.check_variable(variable)
     loc = parse_location(location) if isinstance(location, str) else location
     position_indices(model, loc)
     t0 = time.perf_counter()
-    data = data or _data(model, variable, n_train, n_test, cfg.seed, triples, same_prime, causal_model)
+    data = data or _data(model, variable, n_train, n_test, cfg.seed, triples, same_prime, causal_model,
+                         scratch_input=scratch_input)
     basis, losses, iia, per_pos, src_acts, pos = _fit_and_score(model, loc, data, cfg, progress, f"DAS {variable} @ {loc.label}")
     base, _, targets = data.test
     d = basis.shape[0]
-    at = scored_positions(model)
+    at = scored_positions(model, data)
     rand = random_basis(d, cfg.rank, seed=cfg.seed + 1000)
     iia_rand, _ = interchange_accuracy(model, loc.hook, pos, SubspaceInterchange(rand), base, src_acts, targets, target_positions=at)
     placebo = NormMatchedPlacebo(SubspaceInterchange(basis), rand)
@@ -320,6 +357,6 @@ def das(model, variable: str, location: Location | str, cfg: FitConfig | None = 
         n_train=len(data.train_pairs), answer_changing_share=float(data.test_pairs.changing.mean()),
         natural_share=data.test_pairs.natural_share, iia_per_position=[float(x) for x in per_pos],
         seconds=time.perf_counter() - t0, final_loss=float(np.mean(losses[-10:])), basis=basis,
-        scored_positions=[model.position_labels()[i] for i in model.count_positions],
+        scored_positions=[model.position_labels()[i] for i in (at if at is not None else range(model.dec_len))],
         scratch_changed_share=float(np.mean(data.test_pairs.scratch_changed)),
     )

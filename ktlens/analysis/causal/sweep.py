@@ -16,10 +16,11 @@ __all__ = ["sweep", "best_reports"]
 
 def sweep(model, variables: Sequence[str], locations: Sequence[Location | str] | None = None, ranks: Sequence[int] = (1, 8),
           steps: int = 100, n_train: int = 1024, n_test: int = 512, seed: int = 0, random_model_control: bool = True,
-          progress: bool = True, on_report: Callable[[list[DASReport]], None] | None = None) -> list[DASReport]:
+          progress: bool = True, on_report: Callable[[list[DASReport]], None] | None = None,
+          scratch_input: str = "base") -> list[DASReport]:
     """One ``das`` per (variable, location, rank) on the same pairs per variable; then, for each variable, the
     random-model control at its best cell (highest IIA, ties to the smaller rank). ``on_report`` is called with
-    the reports so far after each fit (to save a long sweep as it goes)."""
+    the reports so far after each fit (to save a long sweep as it goes). ``scratch_input``: as in ``das``."""
     from tqdm.auto import tqdm
 
     for v in variables:
@@ -31,7 +32,7 @@ def sweep(model, variables: Sequence[str], locations: Sequence[Location | str] |
     reports: list[DASReport] = []
     bar = tqdm(total=len(variables) * len(locs) * len(ranks), desc="DAS sweep", disable=not progress)
     for v in variables:
-        data = _data(model, v, n_train, n_test, seed, triples)
+        data = _data(model, v, n_train, n_test, seed, triples, scratch_input=scratch_input)
         for loc in locs:
             for k in ranks:
                 bar.set_postfix_str(f"{v} @ {loc.label} k={k}")
@@ -44,7 +45,7 @@ def sweep(model, variables: Sequence[str], locations: Sequence[Location | str] |
         rm = random_model_like(model, seed=seed + 1)
         for v in variables:
             best = max((r for r in reports if r.variable == v), key=lambda r: (r.iia, -r.subspace_dim))
-            data = _data(model, v, n_train, n_test, seed, triples)
+            data = _data(model, v, n_train, n_test, seed, triples, scratch_input=scratch_input)
             ctl = das(model, v, parse_location(best.location), FitConfig(rank=best.subspace_dim, steps=steps, seed=seed),
                       data=data, random_model=rm, progress=progress)
             best.iia_random_model = ctl.iia_random_model
