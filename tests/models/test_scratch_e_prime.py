@@ -42,6 +42,20 @@ def test_the_e_prime_chain_counts_the_multiples_of_e_prime_below_each_boundary()
         assert values[i, L:].tolist() == [_multiples_below(b, ep) for b in boundaries]
 
 
+def test_the_e_prime_chain_is_r_times_p_to_the_u_divided_down():
+    """e = p^u e', so r e / e' = r p^u exactly: the chain is floor(r p^u / p^h), a function of r and u alone."""
+    spec = KTheoryTaskSpec.of_grid(GRID, "descending", scratch=CHAINS)
+    L = spec.seq_len
+    triples = [(p, r, e) for p in (2, 3, 5, 7) for r in range(1, 13) for e in range(1, 19) if r * e <= 60]
+    p, r, e = (np.array(x) for x in zip(*triples))
+    values = spec.scratch_values(p, r, e)[:, L:]
+    for i, (pp, rr, ee) in enumerate(triples):
+        u = _valuation(pp, ee)[0]
+        assert values[i].tolist() == [rr * pp**u // pp**h for h in range(L)]
+    np.testing.assert_array_equal(spec.scratch_values_from(p, r * e, np.array([_valuation(a, b)[1] for a, b in zip(p, e)])),
+                                  spec.scratch_values(p, r, e))
+
+
 def test_counts_from_both_chains_equal_the_definition_on_every_triple():
     checked = 0
     for p in (2, 3, 5, 7, 11):
