@@ -275,10 +275,7 @@ def features(ctx: Any) -> dict:
                  f"({first['position_specific_share']:.0%}) put >= 90% of their firing at one decoder position; the best unit "
                  f"for n_2 == 1 reaches held-out F1 {first['n2_eq_1_f1']:.3f} (unit {first['n2_eq_1_unit']}), but only "
                  f"{first['n2_eq_1_f1_before_n2_is_input']:.3f} at the positions before n_2 is a decoder input."),
-        "differs": ("Position-specific latents: reproduced. The n_2 == 1 latent: found only where it is easy. It fires at the "
-                    "position whose teacher-forced input token is n_2 itself, so it can read the answer off its input; where "
-                    "n_2 has to be computed from (p, r, e), no unit passes F1 0.9. Labels here are automatic (threshold and "
-                    "hypothesis chosen on half of the triples, F1 on the other half), not by eye."),
+        "differs": _features_differs(first),
         "summary": fg.plain(summary),
         "tables": [fg.table("Units against the task's variables", ["units", "alive", "labelled F1 >= 0.9", "events covered at F1 >= 0.9",
                                                                     "position-specific", "best F1 for n_2 == 1", "same, before n_2 is an input"], rows),
@@ -286,6 +283,23 @@ def features(ctx: Any) -> dict:
         "figures": [fg.bars("Largest share of a unit's firing at one decoder position (alive units)", centres,
                             {k: v for k, v in shares.items()}, "largest position share (bin centre)", "share of alive units")],
     }
+
+
+def _features_differs(first: dict) -> str:
+    """What the figures say about the reference's two hand-read latents (the text follows the numbers)."""
+    specific = ("Position-specific latents: reproduced." if first["position_specific_share"] >= 0.1 else
+                f"Position-specific latents: rare here ({first['position_specific_share']:.0%} of alive units).")
+    if first["n2_eq_1_f1"] < 0.9:
+        n2 = f"The n_2 == 1 latent: not found (best held-out F1 {first['n2_eq_1_f1']:.3f} < 0.9)."
+    elif first["n2_eq_1_f1_before_n2_is_input"] < 0.9:
+        n2 = ("The n_2 == 1 latent: found only where it is easy. It fires at the position whose teacher-forced input "
+              "token is n_2 itself, so it can read the answer off its input; where n_2 has to be computed, no unit "
+              "passes F1 0.9.")
+    else:
+        n2 = ("The n_2 == 1 latent: found, and also at the positions before n_2 is a decoder input (held-out F1 "
+              f"{first['n2_eq_1_f1_before_n2_is_input']:.3f}), where it has to be computed.")
+    return (f"{specific} {n2} Labels here are automatic (threshold and hypothesis chosen on half of the triples, F1 on "
+            "the other half), not by eye.")
 
 
 @torch.no_grad()
@@ -343,17 +357,18 @@ def patching(ctx: Any) -> dict:
     after = summary["exact_match_after_mean_ablation"]
     return {
         "claim": ("No reference figure: the reference planned to find where (p, r, e) enter the computation. Our earlier run "
-                  "(docs/results/patching_ktheory.md, 40 pairs per corruption) found r carried by one head, L1C3 (0.77 of the "
-                  "logit difference restored), p mostly by L0C0 (0.43), u by L1C1 / L1C2 (0.35 / 0.41)."),
+                  "on ktheory-small (docs/results/patching_ktheory.md, 40 pairs per corruption) found r carried by one head, "
+                  "L1C3 (0.77 of the logit difference restored), p mostly by L0C0 (0.43), u by L1C1 / L1C2 (0.35 / 0.41)."),
         "ours": (f"With {st['pairs']} pairs per corruption, measured now: r is restored most by {r_head} "
                  f"({restored['r'].max():.2f}), p by {best['p']} ({restored['p'].max():.2f}), u by {best['u']} ({restored['u'].max():.2f}). "
                  f"Mean-ablating one cross-attention head on {st['ablation_examples']} triples takes teacher-forced exact match from "
                  f"{summary['exact_match_clean']:.2f} to " + ", ".join(f"{h} {v:.2f}" for h, v in sorted(after.items(), key=lambda x: x[1])[:3])
                  + f". Attribution patching vs activation patching on (5,4,9) -> (7,4,9): r = "
                  + ", ".join(f"{k2} {v:.2f}" for k2, v in corr.items()) + "."),
-        "differs": ("No reference figure to differ from. Against our 40-pair run the per-head means move with the number of "
-                    "pairs (fewer pairs, larger noise); which head carries r is stable. Attention is not effect: L1C0 attends "
-                    "to p most but restores little of it."),
+        "differs": ("No reference figure to differ from. Against our 40-pair run on ktheory-small (the same architecture; "
+                    "another model unless ktheory-small is the one measured) the per-head means move with the number of pairs "
+                    "and with the model. Attention is not effect: the attention section says where heads look, this one "
+                    "what they carry."),
         "summary": fg.plain(summary),
         "tables": [fg.table("Mean ablation of each cross-attention head (teacher-forced exact match)", ["head", "before", "after"],
                             [[h, v["before"], v["after"]] for h, v in necessity.items()])],
@@ -486,7 +501,8 @@ def causal(ctx: Any) -> dict:
                     "No 1- to 8-dimensional subspace at these hooks acts as u or e' (goal: IIA >= 0.9 with the random subspace "
                     "0.2 below). The information reaches the output but is not linearly localised as a swappable variable; "
                     "docs/results/causal_ktheory.md (ktheory-small) and docs/results/causal_ktheory_base.md (ktheory-base, "
-                    "which generalises) have the full sweeps and the reference's dose-response."),
+                    "which generalises) have the full sweeps and the reference's dose-response; "
+                    "docs/results/causal_ktheory_base_eprime.md swaps e' where ktheory-base-eprime writes floor(r e / e')."),
         "summary": fg.plain(summary),
         "tables": [fg.table("DAS: interchange-intervention accuracy (IIA) on held-out pairs",
                             ["variable", "location", "k", "IIA", "random subspace", "placebo", "no swap", "random model",
