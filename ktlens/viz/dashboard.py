@@ -46,8 +46,12 @@ def write_plotly_asset(out: Path) -> Path:
 
 
 def _fig(div: str, data: list[dict], title: str, xtitle: str, ytitle: str, **layout: Any) -> str:
-    lay = {"title": {"text": title}, "xaxis": {"title": {"text": xtitle}}, "yaxis": {"title": {"text": ytitle}},
+    lay = {"title": {"text": title}, "xaxis": {"title": {"text": xtitle}, "automargin": True},
+           "yaxis": {"title": {"text": ytitle}, "automargin": True},
            "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 340}
+    for axis in ("xaxis", "yaxis"):  # rotated tick labels push the axis title out instead of covering it
+        if axis in layout:
+            layout[axis] = {"automargin": True, **layout[axis]}
     lay.update(layout)
     spec = json.dumps({"data": data, "layout": lay}, default=_json_default)
     return f'<div class="fig" id="{div}"></div><script>(function(){{var s={spec};Plotly.newPlot("{div}",s.data,s.layout,{{responsive:true,displayModeBar:false}});}})();</script>'
