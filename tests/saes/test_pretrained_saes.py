@@ -14,7 +14,7 @@ SHIPPED = ktlens.pretrained_saes()
 
 def test_the_issue_s_saes_are_shipped():
     assert {"ktheory-small/blocks.0.mlp.hook_post", "ktheory-small/blocks.1.mlp.hook_post",
-            "ktheory-base-eprime/blocks.0.mlp.hook_post"} <= set(SHIPPED)
+            "ktheory-base-eprime/blocks.0.mlp.hook_post", "ktheory-base-eprime/blocks.1.mlp.hook_post"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
