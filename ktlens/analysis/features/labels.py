@@ -25,6 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ktlens.analysis.features.hypotheses import EventSet, Hypothesis, ScalarSet
+from ktlens.analysis.features.stats import units_per_chunk
 
 __all__ = ["LabelConfig", "UnitScores", "score_units", "correlations"]
 
@@ -125,8 +126,7 @@ def score_units(acts: Float[Tensor, "examples positions units"], events: EventSe
     chunk = unit_chunk or units_per_chunk(N * K, U)
     if chunk < 1:
         raise ValueError(f"unit_chunk must be >= 1, got {chunk}")
-    steps = [(s, f) for s in range(0, U, chunk) for f in config.fractions]
-    bar = tqdm(total=len(steps), desc="scoring units", disable=not progress, leave=False)
+    bar = tqdm(total=-(-U // chunk) * len(config.fractions), desc="scoring units", disable=not progress, leave=False)
     for start in range(0, U, chunk):
         a = acts[..., start : start + chunk]
         u_n = a.shape[-1]
@@ -163,11 +163,6 @@ def score_units(acts: Float[Tensor, "examples positions units"], events: EventSe
     ev_test_f1 = torch.where(ev_fit_best >= 0, ev_test_f1, torch.zeros_like(ev_test_f1))
     return UnitScores(events.hypotheses, K, best, out["thr"], out["precision"], out["recall"], out["f1"], out["chance"],
                       labelled, ev_test_f1.numpy(), ev_unit.numpy())
-
-
-def units_per_chunk(n_rows: int, n_units: int, budget_bytes: int = 1 << 30) -> int:
-    """How many units' float32 columns over ``n_rows`` rows fit in ``budget_bytes`` (at least 1, at most all)."""
-    return max(1, min(n_units, budget_bytes // max(1, 4 * n_rows)))
 
 
 def _event_rows(events: Tensor) -> Tensor:
@@ -209,7 +204,7 @@ def correlations(acts: Float[Tensor, "examples positions units"], scalars: Scala
     Z = Z - Z.mean(0)
     z_norm = Z.norm(dim=0)
     out = torch.zeros(U, Z.shape[1], dtype=torch.float64)
-    chunk = max(1, units_per_chunk(flat.shape[0], U) // 2)  # float64 columns
+    chunk = units_per_chunk(flat.shape[0], U, bytes_per_value=8)  # float64 columns
     for start in range(0, U, chunk):
         A = flat[:, start : start + chunk].double()
         A = A - A.mean(0)

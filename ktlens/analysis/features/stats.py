@@ -7,18 +7,26 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["density", "position_share", "top_examples", "top_rows", "quantile_examples", "quantile_rows", "histograms"]
+__all__ = ["units_per_chunk", "density", "position_share", "top_examples", "top_rows", "quantile_examples", "quantile_rows", "histograms"]
 
 
-UNIT_CHUNK = 256  # units handled at a time, so temporaries stay a small multiple of one chunk's columns
+CHUNK_BYTES = 1 << 30  # working memory for one chunk of units' columns (units are handled a chunk at a time)
+
+
+def units_per_chunk(n_rows: int, n_units: int, budget_bytes: int | None = None, bytes_per_value: int = 4) -> int:
+    """How many units' columns over ``n_rows`` rows fit in ``budget_bytes`` (default ``CHUNK_BYTES``); at least 1,
+    at most all."""
+    budget = CHUNK_BYTES if budget_bytes is None else budget_bytes
+    return max(1, min(n_units, budget // max(1, bytes_per_value * n_rows)))
 
 
 def _positive_counts(acts: Float[Tensor, "examples positions units"]) -> Float[Tensor, "units positions"]:
     """Rows on which each unit is positive, per position (float64)."""
     U = acts.shape[-1]
     out = torch.zeros(U, acts.shape[1], dtype=torch.float64)
-    for start in range(0, U, UNIT_CHUNK):
-        out[start : start + UNIT_CHUNK] = (acts[..., start : start + UNIT_CHUNK] > 0).sum(0).T.double()
+    chunk = units_per_chunk(acts.shape[0] * acts.shape[1], U)
+    for start in range(0, U, chunk):
+        out[start : start + chunk] = (acts[..., start : start + chunk] > 0).sum(0).T.double()
     return out
 
 
@@ -76,8 +84,9 @@ def histograms(acts: Float[Tensor, "examples positions units"], bins: int = 40) 
     flat = acts.reshape(-1, U)
     top = flat.max(0).values.clamp(min=1e-6)
     counts = torch.zeros(U, bins + 1, dtype=torch.long)
-    for start in range(0, U, UNIT_CHUNK):
-        stop = min(U, start + UNIT_CHUNK)
+    chunk = units_per_chunk(flat.shape[0], U, bytes_per_value=8)  # int64 bin indices
+    for start in range(0, U, chunk):
+        stop = min(U, start + chunk)
         scaled = (flat[:, start:stop] / top[start:stop] * bins).ceil().clamp(max=bins).long()  # 1..bins if > 0, else <= 0
         counts[start:stop].scatter_add_(1, scaled.T.clamp(min=0), torch.ones_like(scaled.T))
     edges = top[:, None].double() * torch.linspace(0, 1, bins + 1, dtype=torch.float64)[None]

@@ -146,7 +146,7 @@ def probes(ctx: Any) -> dict:
                  f"Decoded at >= 0.9 and above the majority baseline: {', '.join(high) or 'none'}; >= 0.9 but at the "
                  f"baseline: {', '.join(at_base) or 'none'}; below 0.9: {', '.join(low) or 'none'}."),
         "differs": (f"We agree for {', '.join(t for t in ('u', 'e_prime', 're') if t in high) or 'none of u, e_prime, re'}"
-                    + (f"; u only reaches its majority baseline (most triples have u = 0)" if "u" in names and "u" not in high else "")
+                    + ("; u only reaches its majority baseline (most triples have u = 0)" if "u" in names and "u" not in high else "")
                     + ". Not for every count: #m divisible by e' (= r p^u) is "
                     + ("" if "count_div_e_prime" in high else "not ") + "linearly readable at BOS. "
                     "And the controls change the reading: the raw source "

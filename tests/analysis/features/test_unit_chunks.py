@@ -35,7 +35,7 @@ def test_score_units_in_chunks_equals_all_at_once():
 
 def test_statistics_in_chunks_equal_the_direct_formulas(monkeypatch):
     acts, _, x = _problem()
-    monkeypatch.setattr(stats, "UNIT_CHUNK", 2)
+    monkeypatch.setattr(stats, "CHUNK_BYTES", 2 * 4 * acts.shape[0] * acts.shape[1])  # two units per chunk
     fired = (acts > 0).double()
     np.testing.assert_allclose(stats.density(acts), fired.mean((0, 1)).numpy())
     counts = fired.sum(0).T
