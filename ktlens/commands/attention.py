@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("attention", help="attention views (self-attention, cross-attention to p / r / e, MIIII '=')")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--input", required=True, help="P,R,E for a K-theory model, N for a MIIII model")
     p.add_argument("--summary-size", type=int, default=256, help="inputs averaged in the cross-attention summary")
     p.add_argument("--seed", type=int, default=0)

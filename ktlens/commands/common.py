@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import ktlens
+from ktlens.defaults import DEFAULT_KTHEORY_MODEL
 
 PRETRAINED_DIR = Path(ktlens.__file__).parent / "pretrained"  # the shipped models (as in ktlens.checkpoint)
+
+
+def add_model_argument(parser) -> None:
+    """``--model`` of a command that reads one K-theory (or any) model, defaulting to ``DEFAULT_KTHEORY_MODEL``."""
+    parser.add_argument("--model", default=DEFAULT_KTHEORY_MODEL,
+                        help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
 
 
 def _is_checkpoint(folder: Path) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 KEYS = ("variable", "location", "subspace_dim", "iia", "iia_random_subspace", "iia_placebo", "iia_random_model",
         "n_pairs", "answer_changing_share")
@@ -20,7 +20,7 @@ KEYS = ("variable", "location", "subspace_dim", "iia", "iia_random_subspace", "i
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("das", help="distributed alignment search for a causal variable (with controls)")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name or checkpoint folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--variable", required=True, help="u, e_prime, re, capped or n_k")
     p.add_argument("--location", action="append", default=None,
                    help="HOOK or HOOK@POSITIONS (bos, labels, all, count, scratch or a decoder position; src, p, r, e "

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="write an offline HTML feature dashboard for neurons or SAE latents")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--sae", default=None, help="shipped SAE name or folder: its latents instead of neurons")
     p.add_argument("--hook", default=None, help="neuron hook, blocks.{l}.mlp.hook_post (default: the last block)")
     p.add_argument("--out", required=True, help="output folder (created)")

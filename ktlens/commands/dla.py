@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dla", help="direct logit attribution: every head, MLP and bias's share of each logit")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--input", required=True, help="P,R,E for a K-theory model, N for a MIIII model")
     p.add_argument("--top", type=int, default=6, help="components shown per position in the text output")
     p.add_argument("--json", action="store_true")

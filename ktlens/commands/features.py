@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="label every MLP neuron or SAE latent against the task's variables")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--sae", default=None, help="shipped SAE name or folder: label its latents instead of neurons")
     p.add_argument("--hook", default=None, help="neuron hook, blocks.{l}.mlp.hook_post (default: the last block)")
     p.add_argument("--top", type=int, default=20, help="units shown in the text output")

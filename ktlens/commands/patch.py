@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 KTHEORY_KINDS = ("resid_pre", "attn_out", "cross_attn_out", "mlp_out", "attn_head", "cross_attn_head",
                  "cross_attn_head_by_pos", "src", "mlp_neuron")
@@ -21,7 +21,7 @@ MIIII_KINDS = ("resid_pre", "attn_out", "mlp_out", "attn_head", "attn_head_by_po
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patch", help="activation patching sweeps (every head, cross-attention head, position, neuron)")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--clean", required=True, help="P,R,E (K-theory) or N (MIIII)")
     p.add_argument("--corrupt", required=True, help="P,R,E (K-theory) or N (MIIII), the same shape of input")
     p.add_argument("--position", type=int, help="decoder position of the metric (default: first count position where labels differ)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("p", type=int)
     p.add_argument("r", type=int)
     p.add_argument("e", type=int)
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name, checkpoint folder or run folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ktlens.defaults import DEFAULT_KTHEORY_MODEL
+from ktlens.commands.common import add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="linear probes over a model's hooks (with controls)")
-    p.add_argument("--model", default=DEFAULT_KTHEORY_MODEL, help=f"shipped model name or checkpoint folder (default {DEFAULT_KTHEORY_MODEL})")
+    add_model_argument(p)
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
     p.add_argument("--out", default=None, help="folder for probes.json, probes.md and probe_heatmap.html")
     p.add_argument("--hooks", nargs="+", default=None, help="hook names (default: embeddings + the three points per block)")
